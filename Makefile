@@ -1,0 +1,28 @@
+# `make run` serves the demo on http://127.0.0.1:5000; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app app
+
+.PHONY: run test install clean
+
+$(BIN)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+# Development mode: generates development keys into instance/dev-keys.json on first use.
+run: export TENANT_CONFIG_ENV = development
+run: install
+	$(FLASK) db upgrade
+	@if $(FLASK) tenants list | grep -q '^0 tenant'; then $(FLASK) demo; fi
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,85 @@
+"""Per-tenant encrypted settings for a SaaS platform: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from .config import ConfigError, load_config
+
+__all__ = ["create_app", "ConfigError"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Create the app. Raises ConfigError when the keys or other settings are missing or invalid."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    _configure_logging()
+
+    # Configuration: the environment first, then overrides from tests, then checks.
+    app.config.from_mapping(load_config(app.instance_path, os.environ if environ is None else environ, test_config))
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from .cli import register_commands
+    register_commands(app)
+    return app
+
+
+def _configure_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _init_extensions(app: Flask) -> None:
+    from .access import load_tenant_access
+    from .crypto import DataKeyCache
+    from .extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Log in to see this page."
+
+    # The tenant check runs before CSRF, so outsiders get 404 for every method.
+    app.before_request(load_tenant_access)
+    csrf.init_app(app)
+
+    app.extensions["tenant_config.data_key_cache"] = DataKeyCache(app.config["DATA_KEY_CACHE_SIZE"])
+
+
+def _register_blueprints(app: Flask) -> None:
+    from . import auth, errors, settings
+    from .headers import add_security_headers
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(settings.bp)
+    errors.register(app)
+    app.after_request(add_security_headers)
+
+
+@event.listens_for(Engine, "connect")
+def _enable_sqlite_foreign_keys(connection, _record) -> None:
+    if isinstance(connection, sqlite3.Connection):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,118 @@
+"""Tenants, users and memberships: creating them and checking passwords."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import datakeys
+from .extensions import db
+from .models import Membership, Tenant, User
+from .registry import ROLES
+
+logger = logging.getLogger(__name__)
+
+SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+MIN_PASSWORD_LENGTH = 10
+
+# A scrypt hash of a random password, checked when an email is unknown so that
+# a failed login takes as long whether or not the account exists.
+_DUMMY_HASH = generate_password_hash("timing-equalizer-not-a-real-password")
+
+
+class AccountError(ValueError):
+    """Invalid input for a tenant, user or membership."""
+
+
+def normalize_email(email: str) -> str:
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise AccountError(f"invalid email address {email.strip()!r}: expected an address such as admin@example.com") from None
+
+
+def find_tenant(slug: str) -> Tenant | None:
+    return db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
+
+
+def find_user(email: str) -> User | None:
+    return db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
+
+
+def create_tenant(slug: str, name: str) -> Tenant:
+    """Create a tenant together with its first data key."""
+    if not SLUG_PATTERN.fullmatch(slug):
+        raise AccountError(
+            f"invalid slug {slug!r}: use 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen"
+        )
+    if not name.strip():
+        raise AccountError("the tenant name must not be empty")
+    if find_tenant(slug) is not None:
+        raise AccountError(f"tenant {slug!r} already exists")
+
+    tenant = Tenant(slug=slug, name=name.strip())
+    db.session.add(tenant)
+    db.session.flush()
+    datakeys.create_data_key(tenant)
+    db.session.commit()
+    logger.info("Created tenant %s", slug)
+    return tenant
+
+
+def create_user(email: str, password: str, is_operator: bool = False) -> User:
+    address = normalize_email(email)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if find_user(address) is not None:
+        raise AccountError(f"user {address!r} already exists")
+
+    user = User(email=address, password_hash=generate_password_hash(password), is_operator=is_operator)
+    db.session.add(user)
+    db.session.commit()
+    logger.info("Created user %s (operator: %s)", address, is_operator)
+    return user
+
+
+def grant(user: User, tenant: Tenant, role: str) -> Membership:
+    """Give a user a role in a tenant, replacing any role they had there."""
+    if role not in ROLES:
+        raise AccountError(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
+
+    membership = membership_of(user, tenant)
+    if membership is None:
+        membership = Membership(user_id=user.id, tenant_id=tenant.id, role=role)
+        db.session.add(membership)
+    else:
+        membership.role = role
+    db.session.commit()
+    logger.info("Granted %s the role %s in tenant %s", user.email, role, tenant.slug)
+    return membership
+
+
+def membership_of(user: User, tenant: Tenant) -> Membership | None:
+    return db.session.scalars(
+        select(Membership).where(Membership.user_id == user.id, Membership.tenant_id == tenant.id)
+    ).first()
+
+
+def tenants_of(user: User) -> list[tuple[Tenant, str]]:
+    rows = db.session.execute(
+        select(Tenant, Membership.role).join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Membership.user_id == user.id).order_by(Tenant.slug)
+    )
+    return [(tenant, role) for tenant, role in rows]
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the user whose email and password match, or None."""
+    user = find_user(email)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password):
+        return None
+    return user

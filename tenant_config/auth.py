@@ -1,0 +1,75 @@
+"""Login, logout and the tenant chooser."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from . import accounts
+from .extensions import db, login_manager
+from .forms import LoginForm, PostOnlyForm
+from .models import User
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    if not user_id.isdigit():
+        return None
+    return db.session.get(User, int(user_id))
+
+
+def is_local_path(target: str | None) -> bool:
+    """Accept only a path on this site, such as ``/t/acme/settings``, for redirects."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return False
+    if any(ord(char) < 32 for char in target):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form and log the user in."""
+    form = LoginForm()
+    next_path = request.args.get("next")
+
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.email.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            logger.info("User %s logged in from %s", user.email, request.remote_addr)
+            return redirect(next_path if is_local_path(next_path) else url_for("auth.index"))
+        logger.info("Failed login from %s", request.remote_addr)
+        form.password.errors = ["The email or password is incorrect."]
+
+    status = 400 if form.errors else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    """Log out. Only POST, so that a link or image on another site cannot log a user out."""
+    form = PostOnlyForm()
+    if form.validate_on_submit():
+        logout_user()
+        flash("You have been logged out.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Send the user to their tenant, or list their tenants when there are several."""
+    tenants = accounts.tenants_of(current_user)
+    if len(tenants) == 1:
+        return redirect(url_for("settings.show", slug=tenants[0][0].slug))
+    return render_template("auth/choose.html", tenants=tenants)

@@ -1,0 +1,109 @@
+"""Configuration read from the environment and checked before the app starts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .crypto import Keyring, KeyFormatError, MasterKey, generate_master_key, parse_master_key
+
+logger = logging.getLogger(__name__)
+
+DEV_MODE_VARIABLE = "TENANT_CONFIG_ENV"
+DEV_KEYS_FILE = "dev-keys.json"
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """Configuration that stops start-up. The message names the variable, never its value."""
+
+
+def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config from the environment, with ``overrides`` taking precedence."""
+    overrides = dict(overrides or {})
+    values = {name: environ[name] for name in ("CONFIG_ENCRYPTION_KEY", "SECRET_KEY") if environ.get(name)}
+    values.update({name: overrides.pop(name) for name in ("CONFIG_ENCRYPTION_KEY", "SECRET_KEY") if name in overrides})
+
+    if is_development(environ) and not values:
+        values = load_development_keys(Path(instance_path))
+
+    config: dict[str, Any] = {
+        "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance_path),
+        "SECRET_KEY": values.get("SECRET_KEY"),
+        "KEYRING": build_keyring(values.get("CONFIG_ENCRYPTION_KEY")),
+        "DATA_KEY_CACHE_SIZE": 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": 3600,
+    }
+    config.update(overrides)
+
+    check_secret_key(config["SECRET_KEY"], config["KEYRING"])
+    return config
+
+
+def is_development(environ: Mapping[str, str]) -> bool:
+    return environ.get(DEV_MODE_VARIABLE, "").strip().lower() == "development"
+
+
+def database_url(value: str | None, instance_path: str) -> str:
+    """Return the SQLAlchemy URL, defaulting to a SQLite file in the instance folder."""
+    if not value:
+        return f"sqlite:///{Path(instance_path) / 'tenant_config.db'}"
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value[len("postgres://"):]
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value[len("postgresql://"):]
+    return value
+
+
+def build_keyring(master_key_text: str | None) -> Keyring:
+    if not master_key_text:
+        raise ConfigError(
+            "CONFIG_ENCRYPTION_KEY is not set. Set it to base64 of 32 random bytes, "
+            "for example the output of `flask --app app keys generate`."
+        )
+    try:
+        return Keyring(MasterKey(parse_master_key(master_key_text)))
+    except KeyFormatError as error:
+        raise ConfigError(
+            f"CONFIG_ENCRYPTION_KEY is invalid: {error}. Expected standard or URL-safe base64 of exactly 32 random bytes."
+        ) from None
+
+
+def check_secret_key(secret_key: str | None, keyring: Keyring) -> None:
+    if not secret_key:
+        raise ConfigError("SECRET_KEY is not set. Set it to a random string of at least 32 characters.")
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(f"SECRET_KEY is too short. Use a random string of at least {MIN_SECRET_KEY_LENGTH} characters.")
+
+    try:
+        secret_as_master = MasterKey(parse_master_key(secret_key))
+    except KeyFormatError:
+        return
+    if secret_as_master.id in keyring.ids:
+        raise ConfigError("SECRET_KEY must differ from CONFIG_ENCRYPTION_KEY. Generate a separate random value for each.")
+
+
+def load_development_keys(instance_path: Path) -> dict[str, str]:
+    """Read the development keys from the instance folder, creating them on first use."""
+    path = instance_path / DEV_KEYS_FILE
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        keys = {"CONFIG_ENCRYPTION_KEY": generate_master_key(), "SECRET_KEY": secrets.token_urlsafe(48)}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(keys, file)
+        logger.warning("Generated development keys in %s", path)
+
+    with path.open() as file:
+        keys = json.load(file)
+    logger.warning(
+        "Using development keys from %s. Do not use them in production: set CONFIG_ENCRYPTION_KEY and SECRET_KEY.", path
+    )
+    return keys

@@ -1,0 +1,273 @@
+"""Envelope encryption: master keys wrap per-tenant data keys, data keys encrypt values.
+
+Both layers use AES-256-GCM with a fresh random 96-bit nonce per encryption.
+Stored blobs are URL-safe base64 of::
+
+    format version (1 byte) | data key version (4 bytes, big-endian) | nonce (12) | ciphertext+tag
+
+The associated data binds a value to its tenant id, config key name and data
+key version, and a wrapped data key to its tenant id, version and master key id.
+A blob copied to another row therefore fails authentication.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from threading import Lock
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+FORMAT_VERSION = 1
+_HEADER = struct.Struct(">BI")
+_TAG_BYTES = 16
+_MIN_BLOB_BYTES = _HEADER.size + NONCE_BYTES + _TAG_BYTES
+
+NonceFactory = Callable[[], bytes]
+
+
+class KeyFormatError(ValueError):
+    """A master key string that is not base64 of exactly 32 bytes."""
+
+
+class DecryptionError(Exception):
+    """Any failure to decrypt a value or unwrap a data key.
+
+    Every cause (wrong key, tampering, a blob moved to another row, malformed
+    input) raises this one type, so callers and attackers learn nothing from
+    the kind of failure. The message names the tenant and key, never a value.
+    """
+
+    def __init__(self, tenant: str, key_name: str):
+        self.tenant = tenant
+        self.key_name = key_name
+        super().__init__(f"cannot decrypt {key_name!r} for tenant {tenant!r}")
+
+
+def parse_master_key(text: str) -> bytes:
+    """Decode a master key given as standard or URL-safe base64 of 32 bytes.
+
+    Surrounding whitespace is ignored. The error message never contains the input.
+    """
+    stripped = text.strip()
+    if not stripped:
+        raise KeyFormatError("the key is empty")
+
+    normalized = stripped.replace("-", "+").replace("_", "/")
+    padded = normalized + "=" * (-len(normalized) % 4)
+    try:
+        raw = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFormatError("the key is not valid base64") from None
+
+    if len(raw) != KEY_BYTES:
+        raise KeyFormatError(f"the key decodes to {len(raw)} bytes, expected {KEY_BYTES}")
+    return raw
+
+
+def generate_master_key() -> str:
+    """Return a new random master key as URL-safe base64 text."""
+    return base64.urlsafe_b64encode(os.urandom(KEY_BYTES)).decode("ascii")
+
+
+def master_key_id(key: bytes) -> str:
+    """Return a 16-hex-digit fingerprint that identifies a master key without revealing it."""
+    return hmac.new(key, b"tenant-config master key id", hashlib.sha256).hexdigest()[:16]
+
+
+class MasterKey:
+    """One master key and its id. The key bytes never appear in ``repr``."""
+
+    __slots__ = ("id", "_aead")
+
+    def __init__(self, key: bytes):
+        if len(key) != KEY_BYTES:
+            raise KeyFormatError(f"a master key must be {KEY_BYTES} bytes, got {len(key)}")
+        self.id = master_key_id(key)
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return f"MasterKey(id={self.id!r})"
+
+
+class Keyring:
+    """The master key that wraps new data keys, plus older keys that may still unwrap."""
+
+    def __init__(self, current: MasterKey, previous: Iterable[MasterKey] = ()):
+        self.current = current
+        self._by_id = {current.id: current}
+        for key in previous:
+            if key.id in self._by_id:
+                raise KeyFormatError(f"master key {key.id} is configured more than once")
+            self._by_id[key.id] = key
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def get(self, key_id: str) -> MasterKey | None:
+        return self._by_id.get(key_id)
+
+    def __repr__(self) -> str:
+        return f"Keyring(current={self.current.id!r}, ids={self.ids!r})"
+
+
+def _random_nonce() -> bytes:
+    return os.urandom(NONCE_BYTES)
+
+
+def _length_prefixed(*parts: str | bytes) -> bytes:
+    out = bytearray()
+    for part in parts:
+        data = part.encode("utf-8") if isinstance(part, str) else part
+        out += struct.pack(">I", len(data)) + data
+    return bytes(out)
+
+
+def value_associated_data(tenant_id: str, key_name: str, version: int) -> bytes:
+    return _length_prefixed(b"tenant-config value", tenant_id, key_name, str(version))
+
+
+def data_key_associated_data(tenant_id: str, version: int, master_id: str) -> bytes:
+    return _length_prefixed(b"tenant-config data key", tenant_id, str(version), master_id)
+
+
+def _seal(aead: AESGCM, version: int, plaintext: bytes, context: bytes, nonce: bytes) -> str:
+    header = _HEADER.pack(FORMAT_VERSION, version)
+    sealed = aead.encrypt(nonce, plaintext, header + context)
+    return base64.urlsafe_b64encode(header + nonce + sealed).decode("ascii")
+
+
+def read_header(blob: str) -> tuple[int, int, bytes, bytes]:
+    """Split a stored blob into (format version, data key version, nonce, ciphertext).
+
+    Raises ValueError when the blob is not well-formed.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(blob.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise ValueError("not base64") from None
+
+    if len(raw) < _MIN_BLOB_BYTES:
+        raise ValueError("too short")
+
+    format_version, version = _HEADER.unpack_from(raw)
+    if format_version != FORMAT_VERSION:
+        raise ValueError(f"unknown format version {format_version}")
+
+    nonce_end = _HEADER.size + NONCE_BYTES
+    return format_version, version, raw[_HEADER.size:nonce_end], raw[nonce_end:]
+
+
+def _open(aead: AESGCM, blob: str, context: bytes) -> tuple[int, bytes]:
+    format_version, version, nonce, sealed = read_header(blob)
+    header = _HEADER.pack(format_version, version)
+    return version, aead.decrypt(nonce, sealed, header + context)
+
+
+def new_data_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+def wrap_data_key(
+    master: MasterKey, tenant_id: str, version: int, data_key: bytes,
+    nonce_factory: NonceFactory = _random_nonce,
+) -> str:
+    """Encrypt a tenant data key under a master key."""
+    context = data_key_associated_data(tenant_id, version, master.id)
+    return _seal(master._aead, version, data_key, context, nonce_factory())
+
+
+def unwrap_data_key(keyring: Keyring, tenant_id: str, version: int, master_id: str, wrapped: str) -> bytes:
+    """Decrypt a tenant data key. Raises DecryptionError for any failure."""
+    master = keyring.get(master_id)
+    if master is None:
+        raise DecryptionError(tenant_id, f"data key v{version}")
+
+    context = data_key_associated_data(tenant_id, version, master_id)
+    try:
+        stored_version, data_key = _open(master._aead, wrapped, context)
+    except (InvalidTag, ValueError):
+        raise DecryptionError(tenant_id, f"data key v{version}") from None
+
+    if stored_version != version or len(data_key) != KEY_BYTES:
+        raise DecryptionError(tenant_id, f"data key v{version}")
+    return data_key
+
+
+def encrypt_value(
+    data_key: bytes, tenant_id: str, key_name: str, version: int, plaintext: str,
+    nonce_factory: NonceFactory = _random_nonce,
+) -> str:
+    """Encrypt one config value under a tenant data key, bound to its tenant and key name."""
+    context = value_associated_data(tenant_id, key_name, version)
+    return _seal(AESGCM(data_key), version, plaintext.encode("utf-8"), context, nonce_factory())
+
+
+def blob_data_key_version(blob: str) -> int | None:
+    """Return the data key version that a stored value names, or None if it is malformed."""
+    try:
+        return read_header(blob)[1]
+    except ValueError:
+        return None
+
+
+def decrypt_value(data_key: bytes, tenant_id: str, key_name: str, blob: str, tenant_label: str | None = None) -> str:
+    """Decrypt one config value. Raises DecryptionError for any failure.
+
+    ``tenant_label`` is the name that the exception shows; it defaults to the tenant id.
+    """
+    label = tenant_label or tenant_id
+    try:
+        version = read_header(blob)[1]
+        _, plaintext = _open(AESGCM(data_key), blob, value_associated_data(tenant_id, key_name, version))
+        return plaintext.decode("utf-8")
+    except (InvalidTag, ValueError):
+        raise DecryptionError(label, key_name) from None
+
+
+class DataKeyCache:
+    """A bounded, thread-safe LRU cache of unwrapped data keys, one per process.
+
+    Entries are keyed by the wrapped blob as well as the tenant and version, so
+    a rewrapped or replaced key never returns a stale entry.
+    """
+
+    def __init__(self, max_entries: int = 1024):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, tenant_id: str, version: int, wrapped: str) -> bytes | None:
+        key = (tenant_id, version, wrapped)
+        with self._lock:
+            data_key = self._entries.get(key)
+            if data_key is not None:
+                self._entries.move_to_end(key)
+            return data_key
+
+    def put(self, tenant_id: str, version: int, wrapped: str, data_key: bytes) -> None:
+        with self._lock:
+            self._entries[(tenant_id, version, wrapped)] = data_key
+            self._entries.move_to_end((tenant_id, version, wrapped))
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"DataKeyCache(entries={len(self)}, max_entries={self.max_entries})"

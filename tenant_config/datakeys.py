@@ -1,0 +1,74 @@
+"""Tenant data keys: creating them, and unwrapping them through a per-process cache."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from .crypto import DataKeyCache, Keyring, new_data_key, unwrap_data_key, wrap_data_key
+from .extensions import db
+from .models import Tenant, TenantDataKey
+
+logger = logging.getLogger(__name__)
+
+
+def keyring() -> Keyring:
+    return current_app.config["KEYRING"]
+
+
+def data_key_cache() -> DataKeyCache:
+    return current_app.extensions["tenant_config.data_key_cache"]
+
+
+def create_data_key(tenant: Tenant, version: int = 1) -> TenantDataKey:
+    """Add a new random data key for the tenant, wrapped under the current master key."""
+    master = keyring().current
+    row = TenantDataKey(
+        tenant_id=tenant.id,
+        version=version,
+        master_key_id=master.id,
+        wrapped_key=wrap_data_key(master, tenant.id, version, new_data_key()),
+    )
+    db.session.add(row)
+    logger.info("Created data key v%s for tenant %s under master key %s", version, tenant.slug, master.id)
+    return row
+
+
+def current_data_key(tenant: Tenant) -> TenantDataKey:
+    """Return the tenant's newest data key, creating version 1 if it has none yet."""
+    row = db.session.scalars(
+        select(TenantDataKey).where(TenantDataKey.tenant_id == tenant.id).order_by(TenantDataKey.version.desc()).limit(1)
+    ).first()
+    if row is not None:
+        return row
+
+    # A concurrent request may create the first key at the same moment, and the
+    # unique (tenant_id, version) constraint lets only one of them win.
+    try:
+        with db.session.begin_nested():
+            return create_data_key(tenant)
+    except IntegrityError:
+        return db.session.scalars(
+            select(TenantDataKey).where(TenantDataKey.tenant_id == tenant.id, TenantDataKey.version == 1)
+        ).one()
+
+
+def unwrap(row_tenant_id: str, version: int, master_key_id: str, wrapped_key: str) -> bytes:
+    """Return the plaintext data key, from the cache when this process has unwrapped it before."""
+    cache = data_key_cache()
+    data_key = cache.get(row_tenant_id, version, wrapped_key)
+    if data_key is None:
+        data_key = unwrap_data_key(keyring(), row_tenant_id, version, master_key_id, wrapped_key)
+        cache.put(row_tenant_id, version, wrapped_key, data_key)
+    return data_key
+
+
+def unwrap_row(row: TenantDataKey) -> bytes:
+    return unwrap(row.tenant_id, row.version, row.master_key_id, row.wrapped_key)
+
+
+def count_data_keys() -> int:
+    return db.session.scalar(select(func.count()).select_from(TenantDataKey)) or 0
