@@ -20,10 +20,18 @@ __all__ = ["create_app", "ConfigError"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def create_app(test_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Flask:
-    """Create the app. Raises ConfigError when the keys or other settings are missing or invalid."""
+def create_app(
+    test_config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    instance_path: str | None = None,
+) -> Flask:
+    """Create the app. Raises ConfigError when the keys or other settings are missing or invalid.
+
+    ``environ`` defaults to ``os.environ``; tests pass their own, with ``test_config`` on top.
+    """
     app = Flask(
         __name__,
+        instance_path=instance_path,
         instance_relative_config=True,
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),

@@ -6,6 +6,7 @@ import logging
 import re
 
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -70,7 +71,8 @@ def create_user(email: str, password: str, is_operator: bool = False) -> User:
     if find_user(address) is not None:
         raise AccountError(f"user {address!r} already exists")
 
-    user = User(email=address, password_hash=generate_password_hash(password), is_operator=is_operator)
+    password_hash = generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+    user = User(email=address, password_hash=password_hash, is_operator=is_operator)
     db.session.add(user)
     db.session.commit()
     logger.info("Created user %s (operator: %s)", address, is_operator)

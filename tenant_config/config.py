@@ -40,6 +40,8 @@ def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mappi
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": 3600,
+        # Werkzeug's scrypt, at its default cost. Tests lower the cost to run faster.
+        "PASSWORD_HASH_METHOD": "scrypt",
     }
     config.update(overrides)
 

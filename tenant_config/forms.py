@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, Field, PasswordField, SelectField, StringField
+from wtforms import EmailField, Field, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired
 from wtforms.widgets import Input, PasswordInput
 
@@ -44,7 +44,9 @@ def _field_for(key: ConfigKey) -> Field:
         render_kw.update(autocomplete="new-password", spellcheck="false")
         return PasswordField(key.label, description=key.help, render_kw=render_kw, widget=SecretInput())
     if key.type is KeyType.CHOICE:
-        return SelectField(key.label, description=key.help, choices=list(key.choices), validate_choice=False)
+        return SelectField(
+            key.label, description=key.help, choices=[SelectChoice(value, label) for value, label in key.choices], validate_choice=False,
+        )
     if key.type is KeyType.INTEGER:
         render_kw.update(inputmode="numeric")
     if key.type is KeyType.EMAIL:

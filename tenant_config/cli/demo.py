@@ -1,6 +1,7 @@
 """``demo``: two demo tenants with an admin and a member each."""
 
 import click
+from flask.cli import with_appcontext
 
 from .. import accounts
 
@@ -25,6 +26,7 @@ def create_demo_data() -> list[str]:
 
 
 @click.command("demo")
+@with_appcontext
 def demo_command():
     """Create the demo tenants acme and globex, each with an admin and a member, if missing."""
     created = create_demo_data()

@@ -1,0 +1,209 @@
+"""Shared fixtures: an app on a real SQLite file, and on real PostgreSQL when one answers.
+
+PostgreSQL is used when ``TEST_DATABASE_URL`` is set, or when a server answers
+on 127.0.0.1:5432 with the database ``test``. Each test session works in its
+own schema, which it drops at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import uuid
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from tenant_config import create_app
+from tenant_config.accounts import create_tenant, create_user, grant
+from tenant_config.crypto import generate_master_key
+
+MASTER_KEY = generate_master_key()
+SECRET_KEY = "test-secret-key-" + uuid.uuid4().hex
+PASSWORD = "correct horse battery"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return None
+    return DEFAULT_POSTGRES_URL
+
+
+BACKENDS = ["sqlite"] + (["postgresql"] if postgres_url() else [])
+
+
+def app_config(database_uri: str, **extra) -> dict:
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "CONFIG_ENCRYPTION_KEY": MASTER_KEY,
+        "SECRET_KEY": SECRET_KEY,
+        # A real scrypt hash at a low cost, so that tests that create users stay fast.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+    }
+    config.update(extra)
+    return config
+
+
+@dataclass
+class Database:
+    """One test database: how to reach it, and how to empty it between tests."""
+
+    backend: str
+    uri: str
+    engine_options: dict
+    template_path: str | None = None
+
+    def config(self, **extra) -> dict:
+        return app_config(self.uri, SQLALCHEMY_ENGINE_OPTIONS=self.engine_options, **extra)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_server(request, tmp_path_factory):
+    if request.param == "sqlite":
+        template = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+        database = Database("sqlite", f"sqlite:///{template}", {}, template_path=str(template))
+        _migrate(database, tmp_path_factory.mktemp("instance"))
+        yield database
+        return
+
+    schema = f"tenant_config_test_{uuid.uuid4().hex[:12]}"
+    base_url = postgres_url()
+    admin_engine = sa.create_engine(base_url)
+    with admin_engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    separator = "&" if "?" in base_url else "?"
+    database = Database("postgresql", f"{base_url}{separator}options=-csearch_path%3D{schema}", {})
+    _migrate(database, tmp_path_factory.mktemp("instance"))
+    yield database
+
+    with admin_engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin_engine.dispose()
+
+
+def _migrate(database: Database, instance_path) -> None:
+    app = create_app(database.config(), environ={}, instance_path=str(instance_path))
+    with app.app_context():
+        upgrade()
+        from tenant_config.extensions import db
+        db.engine.dispose()
+
+
+@pytest.fixture
+def database(database_server, tmp_path):
+    """A migrated, empty database for one test."""
+    if database_server.backend == "sqlite":
+        path = tmp_path / "tenant_config.db"
+        shutil.copyfile(database_server.template_path, path)
+        yield Database("sqlite", f"sqlite:///{path}", {}, template_path=str(path))
+        return
+
+    yield database_server
+    engine = sa.create_engine(database_server.uri, **database_server.engine_options)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "TRUNCATE tenant, user_account, membership, tenant_data_key, config_value, audit_event RESTART IDENTITY CASCADE"
+        ))
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database, tmp_path):
+    app = create_app(database.config(), environ={}, instance_path=str(tmp_path / "instance"))
+    yield app
+    with app.app_context():
+        from tenant_config.extensions import db
+        db.session.remove()
+        db.engine.dispose()
+
+
+@dataclass
+class World:
+    """Two tenants, each with an admin and a member, and one user of both."""
+
+    acme_admin: str = "admin@acme.example"
+    acme_member: str = "member@acme.example"
+    globex_admin: str = "admin@globex.example"
+    globex_member: str = "member@globex.example"
+    both_admin: str = "admin@both.example"
+
+
+@pytest.fixture
+def world(app) -> World:
+    with app.app_context():
+        acme = create_tenant("acme", "Acme")
+        globex = create_tenant("globex", "Globex")
+        for email, tenant, role in [
+            ("admin@acme.example", acme, "admin"),
+            ("member@acme.example", acme, "member"),
+            ("admin@globex.example", globex, "admin"),
+            ("member@globex.example", globex, "member"),
+        ]:
+            grant(create_user(email, PASSWORD), tenant, role)
+        both = create_user("admin@both.example", PASSWORD)
+        grant(both, acme, "admin")
+        grant(both, globex, "admin")
+    return World()
+
+
+CSRF_PATTERN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_PATTERN.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1) or match.group(2)
+
+
+class Browser:
+    """A Flask test client that logs in and posts forms with their CSRF token, as a browser does."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD):
+        token = csrf_from(self.client.get("/login").text)
+        response = self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+        return response
+
+    def token(self, path: str = "/login") -> str:
+        return csrf_from(self.client.get(path).text)
+
+    def post_form(self, path: str, data: dict, token_page: str | None = None):
+        token = self.token(token_page or "/login")
+        return self.client.post(path, data={**data, "csrf_token": token})
+
+    def save(self, slug: str, group: str, fields: dict):
+        data = {name.replace(".", "__"): value for name, value in fields.items()}
+        return self.post_form(f"/t/{slug}/settings/{group}", data, token_page="/login")
+
+    def get(self, path: str):
+        return self.client.get(path)
+
+
+@pytest.fixture
+def browser(app) -> Browser:
+    return Browser(app.test_client())
+
+
+@pytest.fixture
+def make_browser(app):
+    def make(email: str | None = None) -> Browser:
+        browser = Browser(app.test_client())
+        if email:
+            response = browser.login(email)
+            assert response.status_code == 302, f"login failed for {email}"
+        return browser
+    return make
