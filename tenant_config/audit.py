@@ -13,7 +13,7 @@ from .models import AuditEvent, Tenant, User
 
 @dataclass(frozen=True)
 class Actor:
-    """Whoever makes a change: a logged-in user, or the CLI run by an operator."""
+    """The author of a change: a logged-in user, or an operator running the CLI."""
 
     label: str
     user_id: int | None = None

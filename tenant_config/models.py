@@ -121,7 +121,7 @@ class ConfigValue(db.Model):
 
 
 class AuditEvent(db.Model):
-    """Who did what to which key, and from where. Never a value or a ciphertext."""
+    """A record of one action on a tenant's settings: actor, action, key, time and address, never a value."""
 
     __tablename__ = "audit_event"
 

@@ -23,7 +23,7 @@ CLEAR = "clear"
 
 @dataclass
 class SettingView:
-    """What the settings page may show of one key. ``value`` is None for secrets."""
+    """The part of one key that the settings page may show. ``value`` is None for secrets."""
 
     key: ConfigKey
     row: ConfigValue | None
@@ -45,7 +45,9 @@ def describe(tenant: Tenant) -> list[SettingView]:
     views = []
     for key in KEYS.values():
         row = rows.get(key.name)
-        value = None if key.encrypted else (row.value if row else key.default)
+        value = None
+        if not key.encrypted:
+            value = row.value if row else key.default
         views.append(SettingView(key=key, row=row, value=value))
     return views
 

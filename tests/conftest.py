@@ -1,7 +1,7 @@
-"""Shared fixtures: an app on a real SQLite file, and on real PostgreSQL when one answers.
+"""Shared fixtures: an app on a real SQLite file, and on real PostgreSQL when one is reachable.
 
-PostgreSQL is used when ``TEST_DATABASE_URL`` is set, or when a server answers
-on 127.0.0.1:5432 with the database ``test``. Each test session works in its
+PostgreSQL is used when ``TEST_DATABASE_URL`` is set, or when a server accepts
+connections on 127.0.0.1:5432 (database ``test``). Each test session works in its
 own schema, which it drops at the end.
 """
 

@@ -57,7 +57,7 @@ def assert_no_secret_stored(database, secrets):
             assert piece.encode() not in raw, "the SQLite file contains a piece of a secret"
 
 
-def test_secrets_set_in_ui_are_not_stored_in_plain(app, database, world, make_browser):
+def test_ui_secrets_stored_encrypted(app, database, world, make_browser):
     admin = make_browser(world.acme_admin)
     for group, (name, secret) in SECRETS.items():
         assert admin.save("acme", group, {name: secret}).status_code == 302
@@ -69,7 +69,7 @@ def test_secrets_set_in_ui_are_not_stored_in_plain(app, database, world, make_br
     assert_no_secret_stored(database, [secret for _, secret in SECRETS.values()])
 
 
-def test_secrets_set_in_cli_are_not_stored_in_plain(app, database, world):
+def test_cli_secrets_stored_encrypted(app, database, world):
     runner = app.test_cli_runner()
     for name, secret in SECRETS.values():
         result = runner.invoke(args=["config", "set", "--tenant", "globex", name], input=secret + "\n")
