@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_config
+from .outbound.config import warn_about_private_destinations
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -42,6 +43,8 @@ def create_app(
     app.config.from_mapping(load_config(app.instance_path, os.environ if environ is None else environ, test_config))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
+    warn_about_private_destinations(app.config)
+
     _init_extensions(app)
     _register_blueprints(app)
 
@@ -59,7 +62,7 @@ def _configure_logging() -> None:
 def _init_extensions(app: Flask) -> None:
     from .access import load_tenant_access
     from .crypto import DataKeyCache
-    from .extensions import csrf, db, login_manager, migrate
+    from .extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
@@ -72,15 +75,19 @@ def _init_extensions(app: Flask) -> None:
     app.before_request(load_tenant_access)
     csrf.init_app(app)
 
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
+
     app.extensions["tenant_config.data_key_cache"] = DataKeyCache(app.config["DATA_KEY_CACHE_SIZE"])
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import auth, errors, settings
+    from . import auth, checks, errors, settings
     from .headers import add_security_headers
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(checks.bp)
     errors.register(app)
     app.after_request(add_security_headers)
 

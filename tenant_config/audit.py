@@ -32,7 +32,7 @@ class Actor:
         return cls(label=f"cli ({account})")
 
 
-def record(tenant: Tenant, actor: Actor, action: str, key: str | None = None) -> AuditEvent:
+def record(tenant: Tenant, actor: Actor, action: str, key: str | None = None, outcome: str | None = None) -> AuditEvent:
     """Add an audit event to the current transaction. Callers commit it with their change."""
     event = AuditEvent(
         tenant_id=tenant.id,
@@ -41,6 +41,7 @@ def record(tenant: Tenant, actor: Actor, action: str, key: str | None = None) ->
         action=action,
         key=key,
         client_address=actor.client_address,
+        outcome=outcome[:200] if outcome else None,
     )
     db.session.add(event)
     return event

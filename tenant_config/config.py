@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .crypto import Keyring, KeyFormatError, MasterKey, generate_master_key, parse_master_key
+from .outbound.config import OutboundConfigError, outbound_config
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,13 @@ def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mappi
         "WTF_CSRF_TIME_LIMIT": 3600,
         # Werkzeug's scrypt, at its default cost. Tests lower the cost to run faster.
         "PASSWORD_HASH_METHOD": "scrypt",
+        # Shared rate-limit storage for several workers; in-process memory when unset.
+        "REDIS_URL": environ.get("REDIS_URL", "").strip() or None,
     }
+    try:
+        config.update(outbound_config(environ))
+    except OutboundConfigError as error:
+        raise ConfigError(str(error)) from None
     config.update(overrides)
 
     check_secret_key(config["SECRET_KEY"], config["KEYRING"])

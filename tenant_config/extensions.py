@@ -1,5 +1,7 @@
 """Flask extension objects, created here and bound to the app in ``create_app``."""
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -23,3 +25,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Storage is set from REDIS_URL in create_app, so that several workers share the counts.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -7,7 +7,6 @@ generic table, so no schema change is needed.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable
@@ -15,6 +14,9 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
+
+from .outbound.errors import DestinationError
+from .outbound.policy import check_slack_url, current_policy, parse_ip_literal, refused_address_reason
 
 ADMIN = "admin"
 MEMBER = "member"
@@ -65,6 +67,8 @@ class ConfigKey:
     write_roles: frozenset[str] = frozenset({ADMIN})
     read_roles: frozenset[str] = frozenset({ADMIN, MEMBER})
     placeholder: str = ""
+    # Keys whose change makes this secret invalid, such as the server a password is sent to.
+    bound_to: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.encrypted and self.default is not None:
@@ -174,43 +178,58 @@ def validate_stripe_secret_key(value: str) -> str:
     return value
 
 
-SLACK_WEBHOOK_HOST = "hooks.slack.com"
-
-
 def validate_slack_webhook_url(value: str) -> str:
-    message = "Slack webhook URL must look like https://hooks.slack.com/services/T…/B…/…"
-    parts = urlsplit(value)
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValidationError(message) from None
+    policy = current_policy()
+    allowed = ", ".join(host if port == 443 else f"{host}:{port}" for host, port in policy.slack_hosts)
+    message = f"Slack webhook URL must be an https URL on {allowed} with a path like /services/T…/B…/…"
 
-    if parts.scheme != "https" or parts.hostname != SLACK_WEBHOOK_HOST:
-        raise ValidationError(message)
-    if parts.username is not None or parts.password is not None or parts.fragment or port not in (None, 443):
-        raise ValidationError(f"{message}, without a user name, port or fragment.")
-    if not re.fullmatch(r"/services/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)+", parts.path):
-        raise ValidationError(message)
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        raise ValidationError("Slack webhook URL must not contain a user name, password or fragment (#…).")
+    try:
+        check_slack_url(value, policy)
+    except DestinationError:
+        raise ValidationError(message + ", on port 443.") from None
+    if not re.fullmatch(r"/services/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)+", parts.path) or parts.query:
+        raise ValidationError(message + ".")
     return value
 
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_HOST_MESSAGE = "SMTP host must be a host name such as smtp.example.com, or an IP address."
+
+
+def _reject_internal_address(address) -> None:
+    reason = refused_address_reason(address)
+    if reason is not None and not current_policy().allow_private:
+        raise ValidationError(f"SMTP host must be a public mail server; {address} is {reason}.")
 
 
 def validate_host(value: str) -> str:
-    candidate = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        pass
+    """Accept a host name or an IP address that is not inside the platform's network.
+
+    Names are resolved and checked again at every connection, because a
+    name can point anywhere later.
+    """
+    literal = parse_ip_literal(value)
+    if literal is not None:
+        _reject_internal_address(literal)
+        return str(literal)
 
     name = value.rstrip(".").lower()
     labels = name.split(".")
-    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        raise ValidationError("SMTP host must be a host name such as smtp.example.com, or an IP address.")
-    if labels[-1].isdigit():
-        raise ValidationError("SMTP host must be a host name such as smtp.example.com, or an IP address.")
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels) or labels[-1].isdigit():
+        raise ValidationError(_HOST_MESSAGE)
+    if (name == "localhost" or name.endswith(".localhost")) and not current_policy().allow_private:
+        raise ValidationError("SMTP host must be a public mail server, not localhost.")
     return name
+
+
+def validate_smtp_port(value: str) -> str:
+    allowed = current_policy().smtp_ports
+    if int(value) not in allowed:
+        raise ValidationError(f"SMTP port must be one of {', '.join(str(port) for port in allowed)}.")
+    return value
 
 
 def validate_ascii_credential(label: str) -> Validator:
@@ -275,6 +294,7 @@ KEYS: dict[str, ConfigKey] = {
             min_value=1,
             max_value=65535,
             max_length=5,
+            validator=validate_smtp_port,
         ),
         ConfigKey(
             name="smtp.security",
@@ -301,8 +321,10 @@ KEYS: dict[str, ConfigKey] = {
             group="smtp",
             type=KeyType.SECRET,
             encrypted=True,
-            help="Stored encrypted, and never shown again after you save it.",
+            help="Stored encrypted, and never shown again after you save it. It is sent only to the host, "
+                 "port and username it was saved with, so changing one of them needs the password again.",
             max_length=256,
+            bound_to=("smtp.host", "smtp.port", "smtp.username"),
             validator=validate_ascii_credential("SMTP password"),
         ),
         ConfigKey(

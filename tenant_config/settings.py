@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from . import audit, values
+from . import audit, checks, integrations, values
 from .access import TenantAccess, require_admin
 from .audit import Actor
 from .forms import PostOnlyForm, collect_changes, field_name, settings_form_class
@@ -49,7 +49,31 @@ def _render(access: TenantAccess, forms: dict, status: int = 200):
         }
         for group, label in GROUPS.items()
     ]
-    return render_template("settings/index.html", access=access, tenant=access.tenant, sections=sections), status
+    stored = integrations.stored_keys(access.tenant)
+    last_tests = checks.last_tests(access.tenant)
+    readiness = {
+        group: {
+            "missing": [KEYS[name].label for name in integrations.missing_keys(access.tenant, group, stored)],
+            "last_test": last_tests.get(group),
+        }
+        for group in GROUPS
+    }
+    return render_template(
+        "settings/index.html", access=access, tenant=access.tenant, sections=sections, readiness=readiness,
+    ), status
+
+
+def _ask_for_bound_secrets(form, access: TenantAccess, changes: dict) -> bool:
+    """Mark each stored secret that the changes would send to a new destination. Returns True if any."""
+    invalidated = values.invalidated_secrets(values.stored_rows(access.tenant), changes)
+    for name in invalidated:
+        key = KEYS[name]
+        bound = ", ".join(KEYS[other].label for other in key.bound_to)
+        form[field_name(key)].errors = [
+            f"Enter the {key.label} again, or remove it first: a saved {key.label} is only sent to the "
+            f"{bound} it was saved with."
+        ]
+    return bool(invalidated)
 
 
 @bp.get("/settings")
@@ -71,6 +95,8 @@ def save(slug: str, group: str):
 
     form = settings_form_class(group)()
     changes = collect_changes(form, group, set(request.form)) if form.validate_on_submit() else None
+    if changes is not None and _ask_for_bound_secrets(form, access, changes):
+        changes = None
     if changes is None:
         forms = _fresh_forms(access)
         forms[group] = form

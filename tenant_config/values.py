@@ -77,13 +77,40 @@ def _store(tenant: Tenant, key: ConfigKey, row: ConfigValue | None, value: str, 
     return action
 
 
+def _effective(rows: dict[str, ConfigValue], name: str) -> str | None:
+    row = rows.get(name)
+    return row.value if row is not None else KEYS[name].default
+
+
+def invalidated_secrets(rows: dict[str, ConfigValue], changes: dict[str, str | None]) -> list[str]:
+    """List the stored secrets that ``changes`` would move to another destination without a new value.
+
+    A secret is bound to keys such as the SMTP host: a password saved for one
+    server must never be sent to a server that someone chose later.
+    """
+    invalidated = []
+    for key in KEYS.values():
+        if not key.bound_to or key.name not in rows or changes.get(key.name) is not None:
+            continue
+        for name in key.bound_to:
+            if name not in changes:
+                continue
+            new_value = changes[name] if changes[name] is not None else KEYS[name].default
+            if new_value != _effective(rows, name):
+                invalidated.append(key.name)
+                break
+    return invalidated
+
+
 def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) -> dict[str, str]:
     """Write validated values (None clears a key) in one transaction.
 
     Values equal to what is stored are skipped, so an unchanged field leaves no
-    audit event. Returns the action taken for each key that changed.
+    audit event. A stored secret whose destination changes is cleared in the
+    same transaction. Returns the action taken for each key that changed.
     """
     rows = stored_rows(tenant)
+    changes = {**changes, **{name: None for name in invalidated_secrets(rows, changes)}}
     actions: dict[str, str] = {}
     for name, value in changes.items():
         key = get_key(name)
@@ -104,11 +131,14 @@ def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) 
     return actions
 
 
-def set_value(tenant: Tenant, name: str, raw: str, actor: Actor) -> str:
-    """Validate and store one value. Raises ValidationError or UnknownKeyError."""
+def set_value(tenant: Tenant, name: str, raw: str, actor: Actor) -> dict[str, str]:
+    """Validate and store one value. Returns the actions taken, which may clear a bound secret.
+
+    Raises ValidationError or UnknownKeyError.
+    """
     key = get_key(name)
     value = key.clean(raw)
-    return apply_changes(tenant, {name: value}, actor).get(name, "unchanged")
+    return apply_changes(tenant, {name: value}, actor)
 
 
 def clear_value(tenant: Tenant, name: str, actor: Actor) -> bool:

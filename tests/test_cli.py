@@ -89,8 +89,8 @@ def test_users_errors_are_clear(world, runner, args, stdin, message):
 
 def test_config_set_list_unset(app, world, runner):
     secret = "pw-CLI-8812-secret"
-    set_result = runner.invoke(args=["config", "set", "--tenant", "acme", "smtp.password"], input=secret + "\n")
     host_result = runner.invoke(args=["config", "set", "--tenant", "acme", "smtp.host"], input="mail.acme.example\n")
+    set_result = runner.invoke(args=["config", "set", "--tenant", "acme", "smtp.password"], input=secret + "\n")
     listing = runner.invoke(args=["config", "list", "--tenant", "acme"])
 
     assert set_result.exit_code == 0, set_result.output
@@ -110,6 +110,17 @@ def test_config_set_list_unset(app, world, runner):
         labels = set(db.session.scalars(select(AuditEvent.actor_label)).all())
     assert actions == ["set", "set", "clear"]
     assert all(label.startswith("cli (") for label in labels)
+
+
+def test_config_set_host_clears_bound_password(app, world, runner):
+    runner.invoke(args=["config", "set", "--tenant", "acme", "smtp.host"], input="mail.acme.example\n")
+    runner.invoke(args=["config", "set", "--tenant", "acme", "smtp.password"], input="pw-bound-1234\n")
+    result = runner.invoke(args=["config", "set", "--tenant", "acme", "smtp.host"], input="mail.other.example\n")
+
+    assert result.exit_code == 0, result.output
+    assert "smtp.password for acme: cleared, because it was saved for the previous smtp.host." in result.output
+    listing = runner.invoke(args=["config", "list", "--tenant", "acme"])
+    assert "smtp.password        (not set)" in listing.output
 
 
 @pytest.mark.parametrize("key, value, message", [

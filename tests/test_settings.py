@@ -97,12 +97,46 @@ def test_empty_secret_keeps_stored_value(app, world, make_browser):
     admin.save("acme", "smtp", SMTP_FIELDS)
     before = _rows(app)["smtp.password"]
 
-    response = admin.save("acme", "smtp", {**SMTP_FIELDS, "smtp.password": "", "smtp.port": "587"})
+    response = admin.save("acme", "smtp", {**SMTP_FIELDS, "smtp.password": "", "smtp.security": "starttls"})
 
     assert response.status_code == 302
     assert _rows(app)["smtp.password"] == before
     assert _resolve(app, "acme", "smtp.password").reveal() == SMTP_PASSWORD
-    assert _resolve(app, "acme", "smtp.port") == "587"
+    assert _resolve(app, "acme", "smtp.security") == "starttls"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("smtp.host", "smtp.attacker.example"),
+    ("smtp.port", "587"),
+    ("smtp.username", "someone-else"),
+])
+def test_bound_password_needs_reentry(app, world, make_browser, field, value):
+    admin = make_browser(world.acme_admin)
+    admin.save("acme", "smtp", SMTP_FIELDS)
+    before = _rows(app)
+
+    response = admin.save("acme", "smtp", {**SMTP_FIELDS, "smtp.password": "", field: value})
+
+    assert response.status_code == 400
+    assert "Enter the SMTP password again, or remove it first" in response.text
+    assert _rows(app) == before
+
+    again = admin.save("acme", "smtp", {**SMTP_FIELDS, "smtp.password": "new-password-99", field: value})
+    assert again.status_code == 302
+    assert _resolve(app, "acme", field) == value
+    assert _resolve(app, "acme", "smtp.password").reveal() == "new-password-99"
+
+
+def test_removed_password_allows_host_change(app, world, make_browser):
+    admin = make_browser(world.acme_admin)
+    admin.save("acme", "smtp", SMTP_FIELDS)
+    admin.post_form("/t/acme/settings/keys/smtp.password/remove", {})
+
+    response = admin.save("acme", "smtp", {**SMTP_FIELDS, "smtp.password": "", "smtp.host": "smtp.new.example"})
+
+    assert response.status_code == 302
+    assert _resolve(app, "acme", "smtp.host") == "smtp.new.example"
+    assert "smtp.password" not in _rows(app)
 
 
 def test_typing_secret_replaces_it(app, world, make_browser):
@@ -166,11 +200,11 @@ def test_save_changes_only_touched_fields(app, world, make_browser):
     admin.save("acme", "smtp", SMTP_FIELDS)
     before = _rows(app)
 
-    admin.save("acme", "smtp", {"smtp.port": "465"})
+    admin.save("acme", "smtp", {"smtp.security": "starttls"})
     after = _rows(app)
 
-    assert after["smtp.port"] == ("465", before["smtp.port"][1] + 1)
-    for name in ("smtp.host", "smtp.username", "smtp.password", "smtp.from_address", "smtp.security"):
+    assert after["smtp.security"] == ("starttls", before["smtp.security"][1] + 1)
+    for name in ("smtp.host", "smtp.port", "smtp.username", "smtp.password", "smtp.from_address"):
         assert after[name] == before[name], name
 
 

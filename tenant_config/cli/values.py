@@ -65,10 +65,13 @@ def set_command(slug: str, key_name: str):
     name = _key_name(key_name)
     raw = _read_value(name)
     try:
-        action = values.set_value(tenant, name, raw, Actor.cli())
+        actions = values.set_value(tenant, name, raw, Actor.cli())
     except ValidationError as error:
         raise click.ClickException(f"{name}: {error}") from None
-    click.echo(f"{name} for {tenant.slug}: {action}.")
+
+    click.echo(f"{name} for {tenant.slug}: {actions.pop(name, 'unchanged')}.")
+    for other in actions:
+        click.echo(f"{other} for {tenant.slug}: cleared, because it was saved for the previous {name}.")
 
 
 @config_group.command("unset")
