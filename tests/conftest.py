@@ -7,6 +7,7 @@ own schema, which it drops at the end.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -23,6 +24,52 @@ from tenant_config.accounts import create_tenant, create_user, grant
 from tenant_config.crypto import generate_master_key
 
 MASTER_KEY = generate_master_key()
+
+# Every log record of the whole run, at DEBUG, checked at the end for secrets.
+SECRET_PATTERNS = [
+    re.compile(r"[sr]k_(live|test)_[A-Za-z0-9]{6,}"),
+    re.compile(r"/services/T[A-Za-z0-9_-]*/B"),
+]
+KNOWN_SECRETS: set[str] = set()
+
+
+def remember_secret(value: str) -> str:
+    """Register a secret that a test uses, so the run fails if any log line contains it."""
+    KNOWN_SECRETS.add(value)
+    return value
+
+
+class _RecordingHandler(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_without_secrets():
+    """Capture every log line of the session at DEBUG, and fail the run if one holds a secret."""
+    handler = _RecordingHandler()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    # SQL statement logging carries only ciphertexts and plain settings, and would double the run time.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    yield handler
+
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+    text = "\n".join(handler.lines)
+    assert handler.lines, "no log line was captured"
+    for pattern in SECRET_PATTERNS:
+        match = pattern.search(text)
+        assert match is None, f"a log line contains a secret matching {pattern.pattern}"
+    for secret in KNOWN_SECRETS:
+        assert secret not in text, "a log line contains a secret that a test registered"
 SECRET_KEY = "test-secret-key-" + uuid.uuid4().hex
 PASSWORD = "correct horse battery"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -120,8 +167,14 @@ def database(database_server, tmp_path):
 
 
 @pytest.fixture
-def app(database, tmp_path):
-    app = create_app(database.config(), environ={}, instance_path=str(tmp_path / "instance"))
+def app_overrides() -> dict:
+    """Extra app config for one test module; a module overrides this fixture to set its own."""
+    return {}
+
+
+@pytest.fixture
+def app(database, tmp_path, app_overrides):
+    app = create_app(database.config(**app_overrides), environ={}, instance_path=str(tmp_path / "instance"))
     yield app
     with app.app_context():
         from tenant_config.extensions import db

@@ -8,8 +8,10 @@ from flask import current_app
 
 config = context.config
 
-# Keep the app's loggers enabled when a migration runs inside the app's process.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# alembic.ini's logging applies only when nothing configured logging before, so
+# that running a migration inside the app's process leaves the app's logging alone.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 database = current_app.extensions["migrate"].db

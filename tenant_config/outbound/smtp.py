@@ -38,10 +38,12 @@ def _pinned_socket(address: str, port: int, policy: OutboundPolicy) -> socket.so
 class _PinnedSMTP(smtplib.SMTP):
     """SMTP that connects to a checked address while naming the host for STARTTLS verification."""
 
-    def __init__(self, address: str, policy: OutboundPolicy):
+    def __init__(self, host: str, address: str, policy: OutboundPolicy):
         self._address = address
         self._policy = policy
         super().__init__(local_hostname=socket.gethostname(), timeout=policy.connect_timeout)
+        # smtplib verifies the STARTTLS certificate against _host, which only a constructor that connects sets.
+        self._host = host
 
     def _get_socket(self, host, port, timeout):
         return _pinned_socket(self._address, port, self._policy)
@@ -50,10 +52,11 @@ class _PinnedSMTP(smtplib.SMTP):
 class _PinnedSMTPSSL(smtplib.SMTP_SSL):
     """Implicit-TLS SMTP that connects to a checked address and verifies the host's certificate."""
 
-    def __init__(self, address: str, policy: OutboundPolicy, context: ssl.SSLContext):
+    def __init__(self, host: str, address: str, policy: OutboundPolicy, context: ssl.SSLContext):
         self._address = address
         self._policy = policy
         super().__init__(local_hostname=socket.gethostname(), timeout=policy.connect_timeout, context=context)
+        self._host = host
 
     def _get_socket(self, host, port, timeout):
         sock = _pinned_socket(self._address, port, self._policy)
@@ -77,9 +80,9 @@ def _tls_context(policy: OutboundPolicy) -> ssl.SSLContext:
 def _deliver_once(settings: SmtpSettings, address: str, message: EmailMessage, policy: OutboundPolicy) -> None:
     context = _tls_context(policy)
     if settings.security == "tls":
-        client = _PinnedSMTPSSL(address, policy, context)
+        client = _PinnedSMTPSSL(settings.host, address, policy, context)
     else:
-        client = _PinnedSMTP(address, policy)
+        client = _PinnedSMTP(settings.host, address, policy)
 
     try:
         client.connect(settings.host, settings.port)
@@ -124,6 +127,9 @@ def _translate(error: Exception) -> OutboundError:
         return OutboundError("smtp", "the mail server rejected the username or password", permanent=True)
     if isinstance(error, smtplib.SMTPNotSupportedError):
         return OutboundError("smtp", "the mail server does not support a required command (STARTTLS or AUTH)", permanent=True)
+    if isinstance(error, smtplib.SMTPResponseException) and error.smtp_code == 530:
+        return OutboundError("smtp", "the mail server requires authentication; set the SMTP username and password",
+                             permanent=True)
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return OutboundError("smtp", "the mail server refused the recipient address", permanent=True)
     if isinstance(error, smtplib.SMTPSenderRefused):
