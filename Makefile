@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test install clean
+.PHONY: run test install clean dev-sinks
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: install
 	$(FLASK) db upgrade
 	@if $(FLASK) tenants list | grep -q '^0 tenant'; then $(FLASK) demo; fi
 	$(FLASK) run --host 127.0.0.1 --port 5000
+
+# Local stand-ins for SMTP, Slack and Stripe on 127.0.0.1 (SMTP 2525, HTTP 8090); see the README.
+dev-sinks: export TENANT_CONFIG_ENV = development
+dev-sinks: install
+	$(FLASK) dev-sinks
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
