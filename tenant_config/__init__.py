@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 from collections.abc import Mapping
@@ -14,6 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from .config import ConfigError, load_config
+from .logs import configure_logging
+from .request import Request
 from .outbound.config import warn_about_private_destinations
 
 __all__ = ["create_app", "ConfigError"]
@@ -37,7 +38,8 @@ def create_app(
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
-    _configure_logging()
+    app.request_class = Request
+    configure_logging()
 
     # Configuration: the environment first, then overrides from tests, then checks.
     app.config.from_mapping(load_config(app.instance_path, os.environ if environ is None else environ, test_config))
@@ -51,12 +53,6 @@ def create_app(
     from .cli import register_commands
     register_commands(app)
     return app
-
-
-def _configure_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _init_extensions(app: Flask) -> None:

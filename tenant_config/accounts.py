@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
@@ -20,9 +22,6 @@ logger = logging.getLogger(__name__)
 SLUG_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 MIN_PASSWORD_LENGTH = 10
 
-# A scrypt hash of a random password, checked when an email is unknown so that
-# a failed login takes as long whether or not the account exists.
-_DUMMY_HASH = generate_password_hash("timing-equalizer-not-a-real-password")
 
 
 class AccountError(ValueError):
@@ -36,12 +35,28 @@ def normalize_email(email: str) -> str:
         raise AccountError(f"invalid email address {email.strip()!r}: expected an address such as admin@example.com") from None
 
 
+@cache
+def dummy_hash(method: str) -> str:
+    """Return a hash of a random password, made with the configured method.
+
+    It is checked when an email is unknown, so that a failed login costs the
+    same whether or not the account exists.
+    """
+    return generate_password_hash(secrets.token_urlsafe(16), method=method)
+
+
 def find_tenant(slug: str) -> Tenant | None:
+    # A value that cannot be a slug, a NUL byte included, is never looked up.
+    if not SLUG_PATTERN.fullmatch(slug):
+        return None
     return db.session.scalars(select(Tenant).where(Tenant.slug == slug)).first()
 
 
 def find_user(email: str) -> User | None:
-    return db.session.scalars(select(User).where(User.email == email.strip().lower())).first()
+    address = email.strip().lower()
+    if not address or "\x00" in address or len(address) > 254:
+        return None
+    return db.session.scalars(select(User).where(User.email == address)).first()
 
 
 def create_tenant(slug: str, name: str) -> Tenant:
@@ -113,7 +128,7 @@ def authenticate(email: str, password: str) -> User | None:
     """Return the user whose email and password match, or None."""
     user = find_user(email)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     if not check_password_hash(user.password_hash, password):
         return None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from . import accounts
@@ -19,10 +20,15 @@ bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def load_user(session_id: str) -> User | None:
+    """Load the user of a session id ``<user id>:<session token>``, or None once the token has changed."""
+    user_id, _, token = session_id.partition(":")
     if not user_id.isdigit():
         return None
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    if user is None or not hmac.compare_digest(token, user.session_token or ""):
+        return None
+    return user
 
 
 def is_local_path(target: str | None) -> bool:
@@ -44,6 +50,8 @@ def login():
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:
+            # A fresh session: nothing from before the login, a CSRF token included, carries over.
+            session.clear()
             login_user(user)
             logger.info("User %s logged in from %s", user.email, request.remote_addr)
             return redirect(next_path if is_local_path(next_path) else url_for("auth.index"))
@@ -60,7 +68,10 @@ def logout():
     """Log out. Only POST, so that a link or image on another site cannot log a user out."""
     form = PostOnlyForm()
     if form.validate_on_submit():
+        current_user.end_sessions()
+        db.session.commit()
         logout_user()
+        session.clear()
         flash("You have been logged out.")
     return redirect(url_for("auth.login"))
 

@@ -40,6 +40,10 @@ def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mappi
         "DATA_KEY_CACHE_SIZE": 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        # Secure unless in development or turned off for a plain-HTTP deployment behind a trusted network.
+        "SESSION_COOKIE_SECURE": _session_cookie_secure(environ),
+        # Settings forms are a few kilobytes; larger bodies are rejected before parsing.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600,
         # Werkzeug's scrypt, at its default cost. Tests lower the cost to run faster.
         "PASSWORD_HASH_METHOD": "scrypt",
@@ -54,6 +58,13 @@ def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mappi
 
     check_secret_key(config["SECRET_KEY"], config["KEYRING"])
     return config
+
+
+def _session_cookie_secure(environ: Mapping[str, str]) -> bool:
+    value = environ.get("SESSION_COOKIE_SECURE", "").strip().lower()
+    if value:
+        return value in ("1", "true", "yes", "on")
+    return not is_development(environ)
 
 
 def is_development(environ: Mapping[str, str]) -> bool:

@@ -12,6 +12,7 @@ MESSAGES = {
     403: ("Not allowed", "Only the tenant's admins can do this."),
     404: ("Not found", "There is no such page."),
     405: ("Method not allowed", "This page does not accept that kind of request."),
+    413: ("Request too large", "The form was larger than this site accepts."),
     429: ("Too many requests", "Too many attempts in a short time. Wait a minute and try again."),
     500: ("Server error", "Something went wrong on our side. The error was logged; please try again."),
 }
@@ -28,7 +29,7 @@ def register(app: Flask) -> None:
         logger.info("Rejected %s %s: %s", request.method, request.path, error.description)
         return _page(400, "The form has expired or did not come from this site. Reload the page and try again.")
 
-    for status in (400, 403, 404, 405, 429):
+    for status in (400, 403, 404, 405, 413, 429):
         app.register_error_handler(status, lambda error, status=status: _page(status))
 
     @app.errorhandler(500)

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -99,7 +99,9 @@ def _reject_control_characters(key: ConfigKey, value: str) -> None:
         category = unicodedata.category(char)
         if char == "\x00":
             raise ValidationError(f"{key.label} must not contain a NUL character.")
-        if category == "Cc":
+        if char == "\ufffd":
+            raise ValidationError(f"{key.label} contains text that could not be decoded; type it again.")
+        if category in ("Cc", "Zl", "Zp"):
             raise ValidationError(f"{key.label} must be a single line without control characters.")
         if category == "Cf" or (category == "Zs" and char != " "):
             raise ValidationError(
@@ -119,8 +121,18 @@ def _check_text(key: ConfigKey, value: str) -> str:
     return value
 
 
+def _split_url(label: str, value: str) -> SplitResult:
+    """Split a URL, turning the ValueError that urlsplit raises for a malformed host or port into a field error."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # reading the port raises ValueError when it is not a number
+    except ValueError:
+        raise ValidationError(f"{label} must be a valid URL.") from None
+    return parts
+
+
 def _check_url(key: ConfigKey, value: str) -> str:
-    parts = urlsplit(value)
+    parts = _split_url(key.label, value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ValidationError(f"{key.label} must be a full URL starting with https://.")
     return value
@@ -183,7 +195,7 @@ def validate_slack_webhook_url(value: str) -> str:
     allowed = ", ".join(host if port == 443 else f"{host}:{port}" for host, port in policy.slack_hosts)
     message = f"Slack webhook URL must be an https URL on {allowed} with a path like /services/T…/B…/…"
 
-    parts = urlsplit(value)
+    parts = _split_url("Slack webhook URL", value)
     if parts.username is not None or parts.password is not None or parts.fragment:
         raise ValidationError("Slack webhook URL must not contain a user name, password or fragment (#…).")
     try:

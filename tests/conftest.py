@@ -97,6 +97,8 @@ def app_config(database_uri: str, **extra) -> dict:
         "SECRET_KEY": SECRET_KEY,
         # A real scrypt hash at a low cost, so that tests that create users stay fast.
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
+        # The test client talks plain HTTP, which a Secure cookie would never be sent over.
+        "SESSION_COOKIE_SECURE": False,
     }
     config.update(extra)
     return config

@@ -36,7 +36,11 @@ def _read_value(name: str) -> str:
         return click.prompt(key.label, hide_input=key.encrypted)
 
     # Read a little more than the maximum, so an over-long value is reported instead of cut.
-    return sys.stdin.read(key.max_length * 4 + 16)
+    data = sys.stdin.buffer.read(key.max_length * 4 + 16)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{name}: the input is not valid UTF-8; pass the value as UTF-8 text") from None
 
 
 @config_group.command("list")

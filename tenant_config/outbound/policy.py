@@ -158,11 +158,11 @@ def check_slack_url(url: str, policy: OutboundPolicy) -> SplitResult:
     ``http`` is accepted only when the operator allows private destinations,
     for the local development sinks. Raises DestinationError.
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         host, port = _host_entry(parts)
     except ValueError:
-        raise DestinationError("slack", "invalid port") from None
+        raise DestinationError("slack", "the URL cannot be parsed") from None
 
     allowed_schemes = ("https", "http") if policy.allow_private else ("https",)
     if parts.scheme not in allowed_schemes:

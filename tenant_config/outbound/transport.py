@@ -65,9 +65,12 @@ def request(
     ``check_destination`` the host is resolved once, every address is
     checked against the policy, and the connection goes to that address.
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DestinationError(integration, "the URL cannot be parsed") from None
     address: IPAddress | str = resolve_checked(integration, host, port, policy) if check_destination else host
 
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
