@@ -59,7 +59,7 @@ def _rate_limit_key() -> str:
 
 
 def _wait_out_failure(started: float) -> None:
-    """Make every destination failure take the same fixed time, so timing tells nothing about the target."""
+    """Make every destination failure take the same fixed time, so its duration reveals nothing about the target."""
     remaining = current_policy().failure_seconds - (time.monotonic() - started)
     if remaining > 0:
         time.sleep(remaining)

@@ -22,7 +22,7 @@ Printer = Callable[[str], None]
 
 
 def fingerprint(secret: str) -> str:
-    """Return a short hash that tells two secrets apart without showing either."""
+    """Return a short hash that distinguishes two secrets without showing either."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:8]
 
 

@@ -285,7 +285,7 @@ def test_outbound_logs_hold_no_secret(app, world, slack_stub, smtp_server, strip
         except OutboundError:
             pass
 
-    assert "Slack answered HTTP 429" in caplog.text
+    assert "Slack returned HTTP 429" in caplog.text
     for secret in (hook, "hookSecretLOGS", ACME_STRIPE, ACME_SMTP_PASSWORD):
         assert secret not in caplog.text
 

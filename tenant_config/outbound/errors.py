@@ -10,8 +10,8 @@ DESTINATION_MESSAGE = "could not connect to the destination; check the host, por
 class OutboundError(Exception):
     """A failed outbound call.
 
-    ``integration`` is "stripe", "slack" or "smtp". ``permanent`` tells the
-    caller not to retry. The message never contains a secret, a webhook URL
+    ``integration`` is "stripe", "slack" or "smtp". ``permanent`` means that
+    a retry cannot help. The message never contains a secret, a webhook URL
     or an upstream response body.
     """
 

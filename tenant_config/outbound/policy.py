@@ -1,4 +1,4 @@
-"""Where outbound calls may go: address checks, the Slack host allowlist and SMTP ports.
+"""Destination policy for outbound calls: address checks, the Slack host allowlist and SMTP ports.
 
 Tenants control the destinations (a webhook URL, an SMTP host), so every
 address is checked before a connection is made, and the connection goes to
@@ -135,7 +135,7 @@ def _host_entry(parts: SplitResult) -> tuple[str, int]:
 
 
 def parse_host_list(text: str) -> tuple[tuple[str, int], ...]:
-    """Parse ``host[:port]`` entries separated by commas; IPv6 hosts go in brackets. Port 443 is the default."""
+    """Parse comma-separated ``host[:port]`` entries, with IPv6 hosts in brackets and 443 as the default port."""
     entries = []
     for item in text.split(","):
         item = item.strip().lower()

@@ -30,7 +30,7 @@ def _retry_after_seconds(value: str | None, fallback: float) -> float:
 
 
 def post_message(webhook_url: str, text: str, policy: OutboundPolicy, tenant: str = "") -> None:
-    """Post ``text`` to the webhook, retrying 429 and 5xx answers a bounded number of times.
+    """Post ``text`` to the webhook, retrying 429 and 5xx responses a bounded number of times.
 
     Raises OutboundError (integration "slack"). Neither logs nor errors contain the URL.
     """
@@ -53,14 +53,14 @@ def post_message(webhook_url: str, text: str, policy: OutboundPolicy, tenant: st
         if attempt >= policy.max_attempts or delay > policy.max_retry_after:
             raise OutboundError("slack", f"Slack is unavailable (HTTP {status}); try again later", permanent=False)
 
-        logger.warning("Slack answered HTTP %s for tenant %s; retry %s in %.1f s", status, tenant, attempt, delay)
+        logger.warning("Slack returned HTTP %s for tenant %s; retry %s in %.1f s", status, tenant, attempt, delay)
         time.sleep(delay)
         attempt += 1
 
 
 def _permanent_message(status: int) -> str:
     if 300 <= status < 400:
-        return f"Slack answered with a redirect (HTTP {status}), which is not followed; check the webhook URL"
+        return f"Slack returned a redirect (HTTP {status}), which is not followed; check the webhook URL"
     if status in (403, 404, 410):
         return f"Slack rejected the webhook (HTTP {status}); it may have been revoked, so enter a new webhook URL"
     return f"Slack rejected the message (HTTP {status})"

@@ -131,12 +131,12 @@ def _translate(error: Exception) -> OutboundError:
         return OutboundError("smtp", "the mail server requires authentication; set the SMTP username and password",
                              permanent=True)
     if isinstance(error, smtplib.SMTPRecipientsRefused):
-        return OutboundError("smtp", "the mail server refused the recipient address", permanent=True)
+        return OutboundError("smtp", "the mail server rejected the recipient address", permanent=True)
     if isinstance(error, smtplib.SMTPSenderRefused):
-        return OutboundError("smtp", "the mail server refused the from address", permanent=True)
+        return OutboundError("smtp", "the mail server rejected the from address", permanent=True)
     if isinstance(error, smtplib.SMTPResponseException):
         transient = 400 <= error.smtp_code < 500
-        return OutboundError("smtp", f"the mail server answered with code {error.smtp_code}", permanent=not transient)
+        return OutboundError("smtp", f"the mail server returned code {error.smtp_code}", permanent=not transient)
     if isinstance(error, ssl.SSLError):
         return OutboundError("smtp", "TLS handshake or certificate verification failed", permanent=True)
     if isinstance(error, TimeoutError):
