@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test install clean dev-sinks
+.PHONY: run serve test install clean dev-sinks
+WORKERS ?= 4
+BIND ?= 127.0.0.1:8000
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,11 @@ run: install
 	$(FLASK) db upgrade
 	@if $(FLASK) tenants list | grep -q '^0 tenant'; then $(FLASK) demo; fi
 	$(FLASK) run --host 127.0.0.1 --port 5000
+
+# Production serving: needs CONFIG_ENCRYPTION_KEY, SECRET_KEY and DATABASE_URL in the environment.
+serve: install
+	$(FLASK) db upgrade
+	$(BIN)/gunicorn --workers $(WORKERS) --bind $(BIND) --access-logfile - 'app:app'
 
 # Local stand-ins for SMTP, Slack and Stripe on 127.0.0.1 (SMTP 2525, HTTP 8090); see the README.
 dev-sinks: export TENANT_CONFIG_ENV = development

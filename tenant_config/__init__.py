@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -46,6 +47,9 @@ def create_app(
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     warn_about_private_destinations(app.config)
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     _init_extensions(app)
     _register_blueprints(app)
@@ -66,6 +70,8 @@ def _init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to see this page."
+    # A session used from another address or browser is dropped, not just marked as not fresh.
+    login_manager.session_protection = "strong"
 
     # The tenant check runs before CSRF, so outsiders get 404 for every method.
     app.before_request(load_tenant_access)

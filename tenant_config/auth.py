@@ -6,11 +6,12 @@ import hmac
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from . import accounts
-from .extensions import db, login_manager
+from .extensions import db, limiter, login_manager
 from .forms import LoginForm, PostOnlyForm
 from .models import User
 
@@ -41,7 +42,28 @@ def is_local_path(target: str | None) -> bool:
     return not parts.scheme and not parts.netloc
 
 
+def _login_email() -> str:
+    return "login-account:" + request.form.get("email", "").strip().lower()[:254]
+
+
+def _failed(response) -> bool:
+    return response.status_code != 302
+
+
+def _limit_per_address() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"]
+
+
+def _limit_per_account() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT_PER_ACCOUNT"]
+
+
+# Only failed attempts count, per client address and per account, so that
+# neither guessing many passwords for one account nor many accounts from one
+# address gets far.
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_limit_per_address, methods=["POST"], key_func=get_remote_address, deduct_when=_failed)
+@limiter.limit(_limit_per_account, methods=["POST"], key_func=_login_email, deduct_when=_failed)
 def login():
     """Show the login form and log the user in."""
     form = LoginForm()

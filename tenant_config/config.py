@@ -49,6 +49,14 @@ def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mappi
         "PASSWORD_HASH_METHOD": "scrypt",
         # Shared rate-limit storage for several workers; in-process memory when unset.
         "REDIS_URL": environ.get("REDIS_URL", "").strip() or None,
+        # Failed logins allowed per account and per client address (Flask-Limiter notation).
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT", "").strip() or "10 per 15 minutes",
+        "LOGIN_RATE_LIMIT_PER_ADDRESS": environ.get("LOGIN_RATE_LIMIT_PER_ADDRESS", "").strip() or "50 per 15 minutes",
+        "PREFERRED_URL_SCHEME": environ.get("PREFERRED_URL_SCHEME", "").strip() or (
+            "http" if is_development(environ) else "https"
+        ),
+        # How many reverse proxies in front of the app set X-Forwarded-For, -Proto and -Host.
+        "TRUSTED_PROXY_COUNT": _count(environ, "TRUSTED_PROXY_COUNT"),
     }
     try:
         config.update(outbound_config(environ))
@@ -58,6 +66,13 @@ def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mappi
 
     check_secret_key(config["SECRET_KEY"], config["KEYRING"])
     return config
+
+
+def _count(environ: Mapping[str, str], name: str) -> int:
+    text = environ.get(name, "").strip() or "0"
+    if not text.isdigit():
+        raise ConfigError(f"{name} must be a whole number, such as 1 for one reverse proxy")
+    return int(text)
 
 
 def _session_cookie_secure(environ: Mapping[str, str]) -> bool:

@@ -99,6 +99,7 @@ def app_config(database_uri: str, **extra) -> dict:
         "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         # The test client talks plain HTTP, which a Secure cookie would never be sent over.
         "SESSION_COOKIE_SECURE": False,
+        "PREFERRED_URL_SCHEME": "http",
     }
     config.update(extra)
     return config

@@ -73,3 +73,101 @@ def test_responses_carry_security_headers(app, world, browser):
     assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def _failed_logins(browser, email: str, count: int) -> list[int]:
+    return [browser.login(email, "wrong password").status_code for _ in range(count)]
+
+
+@pytest.fixture
+def app_overrides():
+    return {"LOGIN_RATE_LIMIT_PER_ACCOUNT": "3 per 15 minutes", "LOGIN_RATE_LIMIT_PER_ADDRESS": "5 per 15 minutes"}
+
+
+def test_login_limited_per_account(app, world, make_browser):
+    attacker = make_browser()
+    assert _failed_logins(attacker, world.acme_admin, 4) == [400, 400, 400, 429]
+
+    from_elsewhere = make_browser()
+    from_elsewhere.client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert from_elsewhere.login(world.acme_admin).status_code == 429
+    assert from_elsewhere.login(world.acme_member).status_code == 302
+
+
+def test_login_limited_per_address(app, world, make_browser):
+    attacker = make_browser()
+    statuses = [attacker.login(f"user{index}@acme.example", "wrong").status_code for index in range(6)]
+    assert statuses == [400, 400, 400, 400, 400, 429]
+
+    other_address = make_browser()
+    other_address.client.environ_base["REMOTE_ADDR"] = "192.0.2.8"
+    assert other_address.login(world.acme_admin).status_code == 302
+
+
+def test_successful_logins_are_not_counted(app, world, make_browser):
+    for _ in range(4):
+        assert make_browser().login(world.acme_admin).status_code == 302
+
+
+def _worker(database, path, **config):
+    from tenant_config import create_app
+
+    return create_app(database.config(**config), environ={}, instance_path=str(path))
+
+
+def _dispose(*apps):
+    from tenant_config.extensions import db
+
+    for worker in apps:
+        with worker.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_login_limits_shared_through_redis(database, tmp_path, world):
+    import uuid
+
+    from tenant_config.accounts import create_user
+    from tests.conftest import Browser
+
+    shared = {
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": "2 per 15 minutes",
+        "LOGIN_RATE_LIMIT_PER_ADDRESS": "10000 per minute",
+    }
+    workers = [_worker(database, tmp_path / f"worker{index}", **shared) for index in range(2)]
+    # A new account each run, because the counts in Redis outlive the test.
+    email = f"redis-{uuid.uuid4().hex[:12]}@acme.example"
+    with workers[0].app_context():
+        create_user(email, PASSWORD)
+    first, second = (Browser(worker.test_client()) for worker in workers)
+
+    assert first.login(email, "wrong").status_code == 400
+    assert second.login(email, "wrong").status_code == 400
+    assert first.login(email).status_code == 429
+    assert second.login(email).status_code == 429
+    _dispose(*workers)
+
+
+def test_session_from_other_browser_is_dropped(app, world, make_browser):
+    admin = make_browser(world.acme_admin)
+    assert admin.get("/t/acme/settings").status_code == 200
+
+    admin.client.environ_base["HTTP_USER_AGENT"] = "another browser"
+    assert admin.get("/t/acme/settings").status_code == 302
+
+
+@pytest.mark.parametrize("proxies, expected", [(0, "127.0.0.1"), (1, "198.51.100.9")])
+def test_proxy_headers_trusted_only_when_configured(database, tmp_path, world, proxies, expected):
+    from tests.conftest import Browser
+
+    worker = _worker(database, tmp_path / "proxy", TRUSTED_PROXY_COUNT=proxies)
+    admin = Browser(worker.test_client())
+    admin.client.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.9"
+    assert admin.login(world.acme_admin).status_code == 302
+    admin.save("acme", "smtp", {"smtp.host": "smtp.acme.example"})
+
+    page = admin.get("/t/acme/activity").text
+    assert f"<td>{expected}</td>" in page
+    _dispose(worker)
