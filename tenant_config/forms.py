@@ -7,6 +7,7 @@ from functools import cache
 from flask_wtf import FlaskForm
 from wtforms import EmailField, Field, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import InputRequired
+from werkzeug.datastructures import MultiDict
 from wtforms.widgets import Input, PasswordInput
 
 from .registry import ConfigKey, KeyType, ValidationError, keys_in_group
@@ -60,19 +61,24 @@ def settings_form_class(group: str) -> type[FlaskForm]:
     return type(f"{group.title()}SettingsForm", (FlaskForm,), fields)
 
 
-def collect_changes(form: FlaskForm, group: str, submitted_names: set[str]) -> dict[str, str | None] | None:
+def collect_changes(form: FlaskForm, group: str, submitted: MultiDict) -> dict[str, str | None] | None:
     """Validate each submitted field with its registry key.
 
     Returns the changes to apply (None clears a plain key), or None when any
     field is invalid, in which case each bad field carries its error. Fields
-    that were not submitted are left out, so they keep their stored values.
-    An empty secret field keeps the stored secret.
+    that were not submitted are left out, so they keep their stored values,
+    and a field submitted twice is an error. An empty secret field keeps the
+    stored secret. Unknown fields are ignored.
     """
     changes: dict[str, str | None] = {}
     valid = True
     for key in keys_in_group(group):
         field = form[field_name(key)]
-        if field.name not in submitted_names:
+        if field.name not in submitted:
+            continue
+        if len(submitted.getlist(field.name)) > 1:
+            field.errors = [f"{key.label} was submitted more than once. Reload the page and try again."]
+            valid = False
             continue
 
         raw = field.data or ""

@@ -94,7 +94,7 @@ def save(slug: str, group: str):
         abort(404)
 
     form = settings_form_class(group)()
-    changes = collect_changes(form, group, set(request.form)) if form.validate_on_submit() else None
+    changes = collect_changes(form, group, request.form) if form.validate_on_submit() else None
     if changes is not None and _ask_for_bound_secrets(form, access, changes):
         changes = None
     if changes is None:
