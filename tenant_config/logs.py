@@ -1,7 +1,8 @@
-"""Logging set-up, with a filter that masks anything shaped like a secret.
+"""Logging set-up, with log records that mask anything shaped like a secret.
 
-Code never logs a secret on purpose. The filter is the second line of
+Code never logs a secret on purpose. The masking is the second line of
 defence, for an exception message from a library that repeats its input.
+It covers every handler and formatter, because it happens in the record.
 """
 
 from __future__ import annotations
@@ -24,28 +25,27 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactSecretsFilter(logging.Filter):
-    """Mask Stripe keys and Slack webhook paths in a record's message and traceback."""
+class RedactedLogRecord(logging.LogRecord):
+    """A log record whose message and formatted traceback are masked."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        return True
+    def getMessage(self) -> str:
+        return redact(super().getMessage())
+
+    @property
+    def exc_text(self) -> str | None:
+        return self._exc_text
+
+    @exc_text.setter
+    def exc_text(self, value: str | None) -> None:
+        # Formatters store the formatted traceback here before they print it.
+        self._exc_text = redact(value) if value else value
 
 
 def configure_logging() -> None:
-    """Log INFO and above to stderr unless the host process configured logging, and mask secrets in every handler."""
-    root = logging.getLogger()
-    if not root.handlers:
+    """Mask secrets in every log record, and log INFO and above to stderr unless the host process configured logging."""
+    if logging.getLogRecordFactory() is logging.LogRecord:
+        logging.setLogRecordFactory(RedactedLogRecord)
+
+    if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-
-    for handler in root.handlers:
-        if not any(isinstance(existing, RedactSecretsFilter) for existing in handler.filters):
-            handler.addFilter(RedactSecretsFilter())
