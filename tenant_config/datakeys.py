@@ -37,11 +37,22 @@ def create_data_key(tenant: Tenant, version: int = 1) -> TenantDataKey:
     return row
 
 
+def next_data_key(tenant: Tenant) -> TenantDataKey:
+    """Add the tenant's next data key version, wrapped under the current master key."""
+    newest = db.session.scalar(select(func.max(TenantDataKey.version)).where(TenantDataKey.tenant_id == tenant.id))
+    return create_data_key(tenant, (newest or 0) + 1)
+
+
 def current_data_key(tenant: Tenant) -> TenantDataKey:
-    """Return the tenant's newest data key, creating version 1 if it has none yet."""
-    row = db.session.scalars(
-        select(TenantDataKey).where(TenantDataKey.tenant_id == tenant.id).order_by(TenantDataKey.version.desc()).limit(1)
-    ).first()
+    """Return the tenant's newest data key, creating version 1 if it has none yet.
+
+    On PostgreSQL the row is locked with FOR KEY SHARE until the transaction
+    ends, so a tenant key rotation cannot delete it while a value is being
+    encrypted under it.
+    """
+    # A rotation that deleted the row while this query waited for the lock
+    # leaves it out of the result, and the second query then finds the new key.
+    row = _newest_data_key(tenant) or _newest_data_key(tenant)
     if row is not None:
         return row
 
@@ -54,6 +65,16 @@ def current_data_key(tenant: Tenant) -> TenantDataKey:
         return db.session.scalars(
             select(TenantDataKey).where(TenantDataKey.tenant_id == tenant.id, TenantDataKey.version == 1)
         ).one()
+
+
+def _newest_data_key(tenant: Tenant) -> TenantDataKey | None:
+    return db.session.scalars(
+        select(TenantDataKey)
+        .where(TenantDataKey.tenant_id == tenant.id)
+        .order_by(TenantDataKey.version.desc())
+        .limit(1)
+        .with_for_update(read=True, key_share=True)
+    ).first()
 
 
 def unwrap(row_tenant_id: str, version: int, master_key_id: str, wrapped_key: str) -> bytes:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from . import audit, datakeys
 from .audit import Actor
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 SET = "set"
 REPLACE = "replace"
 CLEAR = "clear"
+
+MAX_WRITE_ATTEMPTS = 3
 
 
 @dataclass
@@ -65,7 +68,9 @@ def _store(tenant: Tenant, key: ConfigKey, row: ConfigValue | None, value: str, 
         db.session.add(row)
         action = SET
     else:
-        row.row_version += 1
+        # Incremented in SQL, so that a tenant key rotation's compare-and-swap
+        # on row_version sees every concurrent save.
+        row.row_version = ConfigValue.row_version + 1
         action = REPLACE
 
     row.value = value
@@ -81,8 +86,28 @@ def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) 
     """Write validated values (None clears a key) in one transaction.
 
     Values equal to what is stored are skipped, so an unchanged field leaves no
-    audit event. Returns the action taken for each key that changed.
+    audit event. Returns the action taken for each key that changed. A write
+    that conflicts with a concurrent one (two first saves of one key, or a
+    tenant key rotation that deleted the data key just read) is retried on
+    fresh rows, up to MAX_WRITE_ATTEMPTS times.
     """
+    for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+        try:
+            actions = _write_changes(tenant, changes, actor)
+            db.session.commit()
+            break
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == MAX_WRITE_ATTEMPTS:
+                raise
+            logger.info("Config save for tenant %s conflicted with a concurrent write, attempt %s; retrying", tenant.slug, attempt)
+
+    for name, action in actions.items():
+        logger.info("Config %s %s for tenant %s by %s", name, action, tenant.slug, actor.label)
+    return actions
+
+
+def _write_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) -> dict[str, str]:
     rows = stored_rows(tenant)
     actions: dict[str, str] = {}
     for name, value in changes.items():
@@ -98,9 +123,7 @@ def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) 
             continue
         actions[name] = _store(tenant, key, row, value, actor)
 
-    db.session.commit()
-    for name, action in actions.items():
-        logger.info("Config %s %s for tenant %s by %s", name, action, tenant.slug, actor.label)
+    db.session.flush()
     return actions
 
 
