@@ -138,8 +138,9 @@ def make_app(database, tmp_path):
     """Build more apps on the test database with other master keys, and dispose of them at the end."""
     apps = []
 
-    def make(current: str, previous: tuple[str, ...] = (), check_stored_keys: bool = True):
+    def make(current: str, previous: tuple[str, ...] = (), check_stored_keys: bool = True, **extra):
         config = database.config(CONFIG_ENCRYPTION_KEY=current, CONFIG_ENCRYPTION_PREVIOUS_KEYS=",".join(previous))
+        config.update(extra)
         instance = tmp_path / f"instance-{len(apps) + 1}"
         other = create_app(config, environ={}, instance_path=str(instance), check_stored_keys=check_stored_keys)
         apps.append(other)

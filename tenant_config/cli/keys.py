@@ -6,6 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .. import rotation
 from ..crypto import generate_master_key
 from ..keystatus import KeyStatus, key_status
 
@@ -63,3 +64,41 @@ def _echo_status(status: KeyStatus) -> None:
     if not status.values_by_version:
         click.echo("  (none)")
     click.echo(f"Plain values: {status.plain_values}")
+
+
+@keys_group.command("rotate")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=rotation.DEFAULT_BATCH_SIZE, show_default=True,
+    help="Number of data keys rewrapped in each transaction.",
+)
+@click.option(
+    "--pause", "pause_seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    help="Seconds to wait between batches, to limit the load on a busy database.",
+)
+def rotate_command(batch_size: int, pause_seconds: float):
+    """Rewrap every tenant data key under the current master key, without re-encrypting values.
+
+    Safe to interrupt and run again. Exits with status 1 when a data key cannot be rewrapped.
+    """
+    keyring = current_app.config["KEYRING"]
+    total = rotation.count_keys_to_rewrap(keyring)
+    click.echo(f"Rewrapping {total} data key(s) under master key {keyring.current.id}.")
+
+    with click.progressbar(length=total, label="Rewrapping data keys") as bar:
+        result = rotation.rotate_master_key(keyring, batch_size, pause_seconds, on_batch=bar.update)
+
+    for failure in result.failures:
+        click.echo(f"Failed: tenant {failure.tenant_slug}, data key v{failure.version}: {failure.reason}.", err=True)
+    click.echo(
+        f"Rewrapped: {result.rewrapped}, already current: {result.already_current}, failed: {len(result.failures)}."
+    )
+    if result.changed_concurrently:
+        click.echo(f"{result.changed_concurrently} data key(s) changed during the run. Run `keys status` to check them.")
+
+    if result.failures:
+        click.echo(
+            f"Tenants not rotated: {', '.join(result.failed_tenants)}. Fix the reasons above, for example by adding "
+            "a missing master key to CONFIG_ENCRYPTION_PREVIOUS_KEYS, and run `keys rotate` again.",
+            err=True,
+        )
+        sys.exit(1)
