@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from .crypto import DataKeyCache, Keyring, new_data_key, unwrap_data_key, wrap_data_key
@@ -46,10 +46,12 @@ def next_data_key(tenant: Tenant) -> TenantDataKey:
 def current_data_key(tenant: Tenant) -> TenantDataKey:
     """Return the tenant's newest data key, creating version 1 if it has none yet.
 
-    On PostgreSQL the row is locked with FOR KEY SHARE until the transaction
-    ends, so a tenant key rotation cannot delete it while a value is being
-    encrypted under it.
+    The row stays locked until the transaction ends, so that a tenant key
+    rotation cannot delete it while a value is being encrypted under it. That
+    is FOR KEY SHARE on PostgreSQL, and the database write lock on SQLite.
     """
+    lock_sqlite_for_write()
+
     # A rotation that deleted the row while this query waited for the lock
     # leaves it out of the result, and the second query then finds the new key.
     row = _newest_data_key(tenant) or _newest_data_key(tenant)
@@ -65,6 +67,17 @@ def current_data_key(tenant: Tenant) -> TenantDataKey:
         return db.session.scalars(
             select(TenantDataKey).where(TenantDataKey.tenant_id == tenant.id, TenantDataKey.version == 1)
         ).one()
+
+
+def lock_sqlite_for_write() -> None:
+    """Take SQLite's database write lock now, because SQLite has no row locks.
+
+    pysqlite opens a transaction before the first write statement, so this
+    no-op update holds the lock until commit or rollback. Readers are not
+    blocked. Other databases use row locks instead, and this does nothing there.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(text("UPDATE tenant_data_key SET version = version WHERE 0 = 1"))
 
 
 def _newest_data_key(tenant: Tenant) -> TenantDataKey | None:

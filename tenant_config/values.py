@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 
 from . import audit, datakeys
 from .audit import Actor
@@ -69,12 +70,16 @@ def _store(tenant: Tenant, key: ConfigKey, row: ConfigValue | None, value: str, 
         action = SET
     else:
         # Incremented in SQL, so that a tenant key rotation's compare-and-swap
-        # on row_version sees every concurrent save.
+        # on row_version detects every concurrent save.
         row.row_version = ConfigValue.row_version + 1
         action = REPLACE
 
+    # Always write the version with the value, even when it looks unchanged. A
+    # tenant key rotation may have moved the row since it was read, and writing
+    # the column makes the foreign key check that the data key still exists.
     row.value = value
     row.data_key_version = data_key_version
+    flag_modified(row, "data_key_version")
     row.updated_at = utcnow()
     row.updated_by_id = actor.user_id
     row.updated_by_label = actor.label

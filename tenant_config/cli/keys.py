@@ -6,9 +6,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .. import rotation
+from sqlalchemy import select
+
+from .. import accounts, rotation, tenant_rotation
+from ..audit import Actor
 from ..crypto import generate_master_key
+from ..extensions import db
 from ..keystatus import KeyStatus, key_status
+from ..models import Tenant
+from ..tenant_rotation import TenantRotationResult
 
 keys_group = AppGroup("keys", help="Manage master keys and tenant data keys.")
 
@@ -102,3 +108,56 @@ def rotate_command(batch_size: int, pause_seconds: float):
             err=True,
         )
         sys.exit(1)
+
+
+@keys_group.command("rotate-tenant")
+@click.argument("slug", required=False)
+@click.option("--all", "all_tenants", is_flag=True, help="Rotate the data key of every tenant.")
+def rotate_tenant_command(slug: str | None, all_tenants: bool):
+    """Give the tenant SLUG (or every tenant, with --all) a new data key and re-encrypt its values under it.
+
+    Saves made meanwhile are kept. Exits with status 1 when a value could not be moved.
+    """
+    tenants = _tenants_to_rotate(slug, all_tenants)
+    actor = Actor.cli()
+
+    results: list[TenantRotationResult] = []
+    with click.progressbar(tenants, label="Rotating tenant data keys", hidden=len(tenants) < 2) as bar:
+        for tenant in bar:
+            results.append(tenant_rotation.rotate_tenant_key(tenant, actor))
+
+    for result in results:
+        _echo_tenant_rotation(result, show_success=not all_tenants)
+    failed = [result.slug for result in results if not result.ok]
+    moved = sum(result.moved for result in results)
+    click.echo(f"Rotated: {len(results) - len(failed)} tenant(s), values re-encrypted: {moved}, failed: {len(failed)}.")
+
+    if failed:
+        click.echo(f"Tenants not fully rotated: {', '.join(failed)}. Fix the reasons above and run `keys rotate-tenant` again.", err=True)
+        sys.exit(1)
+
+
+def _tenants_to_rotate(slug: str | None, all_tenants: bool) -> list[Tenant]:
+    if slug and all_tenants:
+        raise click.UsageError("Give either a tenant SLUG or --all, not both.")
+    if all_tenants:
+        return list(db.session.scalars(select(Tenant).order_by(Tenant.slug)))
+    if not slug:
+        raise click.UsageError("Give a tenant SLUG, or --all to rotate every tenant.")
+
+    tenant = accounts.find_tenant(slug)
+    if tenant is None:
+        raise click.ClickException(f"tenant {slug!r} not found; see `tenants list`")
+    return [tenant]
+
+
+def _echo_tenant_rotation(result: TenantRotationResult, show_success: bool) -> None:
+    for failure in result.failures:
+        click.echo(f"Failed: tenant {result.slug}, {failure.key_name}: {failure.reason}.", err=True)
+    if result.error:
+        click.echo(f"Failed: tenant {result.slug}: {result.error}.", err=True)
+
+    if not result.ok:
+        click.echo(f"{result.slug}: data key v{result.new_version}, {result.moved} value(s) re-encrypted, older data keys kept.")
+    elif show_success:
+        click.echo(f"{result.slug}: data key v{result.new_version}, {result.moved} value(s) re-encrypted, older data keys deleted.")
