@@ -100,6 +100,13 @@ def unwrap(row_tenant_id: str, version: int, master_key_id: str, wrapped_key: st
     return data_key
 
 
+def unwrap_failure_reason(keyring: Keyring, master_key_id: str) -> str:
+    """Describe why a data key wrapped under ``master_key_id`` failed to unwrap, for an operator."""
+    if keyring.get(master_key_id) is None:
+        return f"it is wrapped under master key {master_key_id}, which is not configured"
+    return f"it cannot be unwrapped with master key {master_key_id}, so the stored wrapped key is damaged or was moved"
+
+
 def unwrap_row(row: TenantDataKey) -> bytes:
     return unwrap(row.tenant_id, row.version, row.master_key_id, row.wrapped_key)
 

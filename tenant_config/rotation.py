@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Row, bindparam, func, select, update
 
 from .crypto import DecryptionError, Keyring, unwrap_data_key, wrap_data_key
+from .datakeys import unwrap_failure_reason
 from .extensions import db
 from .models import Tenant, TenantDataKey
 
@@ -124,7 +125,7 @@ def _rewrap(keyring: Keyring, rows: list[Row], failures: list[RewrapFailure]) ->
         try:
             data_key = unwrap_data_key(keyring, row.tenant_id, row.version, row.master_key_id, row.wrapped_key)
         except DecryptionError:
-            reason = _unwrap_failure_reason(keyring, row.master_key_id)
+            reason = unwrap_failure_reason(keyring, row.master_key_id)
             failures.append(RewrapFailure(row.slug, row.version, reason))
             logger.warning("Failed to rewrap data key v%s of tenant %s: %s", row.version, row.slug, reason)
             continue
@@ -136,12 +137,6 @@ def _rewrap(keyring: Keyring, rows: list[Row], failures: list[RewrapFailure]) ->
             "new_wrapped_key": wrap_data_key(current, row.tenant_id, row.version, data_key),
         })
     return updates
-
-
-def _unwrap_failure_reason(keyring: Keyring, master_id: str) -> str:
-    if keyring.get(master_id) is None:
-        return f"it is wrapped under master key {master_id}, which is not configured"
-    return f"it cannot be unwrapped with master key {master_id}, so the stored wrapped key is damaged or was moved"
 
 
 def _store(updates: list[dict]) -> int:

@@ -88,6 +88,9 @@ def test_rotation_drill(app, world, make_app):
         for (slug, name), secret in SECRETS.items():
             assert resolve(slug, name).reveal() == secret
     assert only_new.test_cli_runner().invoke(args=["keys", "status"]).exit_code == 0
+    verified = only_new.test_cli_runner().invoke(args=["keys", "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "Verified 2 data key(s) and 3 value(s): 0 failed." in verified.output
 
 
 def test_rotation_is_idempotent(app, world, make_app):

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from sqlalchemy import select
 
-from .. import accounts, rotation, tenant_rotation
+from .. import accounts, rotation, tenant_rotation, verification
 from ..audit import Actor
 from ..crypto import generate_master_key
 from ..extensions import db
@@ -161,3 +161,28 @@ def _echo_tenant_rotation(result: TenantRotationResult, show_success: bool) -> N
         click.echo(f"{result.slug}: data key v{result.new_version}, {result.moved} value(s) re-encrypted, older data keys kept.")
     elif show_success:
         click.echo(f"{result.slug}: data key v{result.new_version}, {result.moved} value(s) re-encrypted, older data keys deleted.")
+
+
+@keys_group.command("verify")
+def verify_command():
+    """Decrypt every stored data key and value in memory, without printing them, and report each failure.
+
+    Exits with status 1 when anything cannot be decrypted.
+    """
+    keyring = current_app.config["KEYRING"]
+    total = verification.count_values()
+    with click.progressbar(length=total, label="Verifying values") as bar:
+        result = verification.verify_all(keyring, on_value=lambda: bar.update(1))
+
+    for failure in result.failures:
+        click.echo(f"Failed: tenant {failure.tenant_slug}, {failure.item}: {failure.reason}.", err=True)
+    click.echo(f"Verified {result.data_keys} data key(s) and {result.values} value(s): {len(result.failures)} failed.")
+
+    if result.failures:
+        click.echo(
+            "Enter each failed value again on the settings page or with `config set`. A data key under a master key "
+            "that is not configured needs that key in CONFIG_ENCRYPTION_PREVIOUS_KEYS. A damaged data key needs "
+            "`keys rotate-tenant SLUG` before its values are entered again.",
+            err=True,
+        )
+        sys.exit(1)
