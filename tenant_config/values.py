@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 
-from . import audit, datakeys
+from . import audit, datakeys, resolver
 from .audit import Actor
-from .crypto import encrypt_value
+from .crypto import DecryptionError, encrypt_value
 from .extensions import db
 from .models import ConfigValue, Tenant, utcnow
 from .registry import KEYS, ConfigKey, get_key
@@ -27,11 +27,16 @@ MAX_WRITE_ATTEMPTS = 3
 
 @dataclass
 class SettingView:
-    """The part of one key that the settings page may show. ``value`` is None for secrets."""
+    """The part of one key that the settings page may show. ``value`` is None for secrets.
+
+    ``decryptable`` is False for a stored secret that fails to decrypt, which
+    the page shows so that an admin can enter it again.
+    """
 
     key: ConfigKey
     row: ConfigValue | None
     value: str | None
+    decryptable: bool = True
 
     @property
     def is_set(self) -> bool:
@@ -44,16 +49,47 @@ def stored_rows(tenant: Tenant) -> dict[str, ConfigValue]:
 
 
 def describe(tenant: Tenant) -> list[SettingView]:
-    """List every registry key for a page, with plain values and no secret."""
+    """List every registry key for a page, with plain values and no secret.
+
+    Each stored secret is decrypted in memory and dropped, only to find out
+    whether it still decrypts.
+    """
     rows = stored_rows(tenant)
     views = []
     for key in KEYS.values():
         row = rows.get(key.name)
-        value = None
         if not key.encrypted:
-            value = row.value if row else key.default
-        views.append(SettingView(key=key, row=row, value=value))
+            views.append(SettingView(key=key, row=row, value=row.value if row else key.default))
+        elif row is None:
+            views.append(SettingView(key=key, row=None, value=None))
+        else:
+            views.append(SettingView(key=key, row=row, value=None, decryptable=_decrypts(tenant, row)))
     return views
+
+
+def _decrypts(tenant: Tenant, row: ConfigValue) -> bool:
+    try:
+        resolver.resolve(tenant, row.key)
+    except DecryptionError:
+        _log_undecryptable_once(tenant, row)
+        return False
+    return True
+
+
+# (tenant id, key, row version) of values already logged as undecryptable, so
+# that each broken value is logged once per process and not on every page view.
+_logged_undecryptable: set[tuple[str, str, int]] = set()
+
+
+def _log_undecryptable_once(tenant: Tenant, row: ConfigValue) -> None:
+    marker = (tenant.id, row.key, row.row_version)
+    if marker in _logged_undecryptable:
+        return
+    _logged_undecryptable.add(marker)
+    logger.warning(
+        "Stored value %s of tenant %s (row version %s) cannot be decrypted. Run `keys verify` for the reason.",
+        row.key, tenant.slug, row.row_version,
+    )
 
 
 def _store(tenant: Tenant, key: ConfigKey, row: ConfigValue | None, value: str, actor: Actor) -> str:
