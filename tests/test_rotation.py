@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from tenant_config import rotation
-from tenant_config.accounts import find_tenant
+from tenant_config.accounts import create_tenant, find_tenant
 from tenant_config.audit import Actor
 from tenant_config.crypto import (
     DecryptionError, Keyring, MasterKey, decrypt_value, generate_master_key, master_key_id, parse_master_key,
@@ -22,7 +22,7 @@ from tenant_config.models import ConfigValue, Tenant, TenantDataKey
 from tenant_config.resolver import resolve
 from tenant_config.values import set_value
 from tests.bulk import insert_tenants
-from tests.conftest import MASTER_KEY, ROOT
+from tests.conftest import MASTER_KEY, ROOT, flask_cli
 
 SECRETS = {
     ("acme", "stripe.secret_key"): "sk_test_acmeRotate1",
@@ -274,3 +274,34 @@ def test_rotation_survives_sigkill(app, database, operator_env):
         assert {slug: text for (slug, _), text in decrypt_every_value(only_new).items()} == secrets
         with pytest.raises(DecryptionError):
             decrypt_every_value(Keyring(master(MASTER_KEY)))
+
+
+def test_readme_rotation_through_real_cli(app, operator_env):
+    """Follow the README's master key rotation from generating the new key to removing the old one."""
+    with app.app_context():
+        set_value(create_tenant("initech", "Initech"), "smtp.password", "pw-initech-readme", Actor.cli())
+
+    generated = flask_cli(operator_env, "keys", "generate")
+    new_key = generated.stdout.strip()
+    both = {**operator_env, "CONFIG_ENCRYPTION_KEY": new_key, "CONFIG_ENCRYPTION_PREVIOUS_KEYS": MASTER_KEY}
+    only_new = {**operator_env, "CONFIG_ENCRYPTION_KEY": new_key}
+
+    rotated = flask_cli(both, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "Rewrapped: 1, already current: 0, failed: 0." in rotated.stdout
+
+    status = flask_cli(both, "keys", "status")
+    assert status.returncode == 0, status.stderr
+    assert [key_id(MASTER_KEY), "0", "previous"] in [line.split() for line in status.stdout.splitlines()]
+
+    for env in (both, only_new):
+        verified = flask_cli(env, "keys", "verify")
+        assert verified.returncode == 0, verified.stderr
+        assert "Verified 1 data key(s) and 1 value(s): 0 failed." in verified.stdout
+
+    listing = flask_cli(only_new, "config", "list", "--tenant", "initech")
+    assert listing.returncode == 0, listing.stderr
+    assert "smtp.password        ********" in listing.stdout
+    for result in (generated, rotated, status, listing):
+        assert "pw-initech-readme" not in result.stdout + result.stderr
+        assert MASTER_KEY not in result.stdout + result.stderr
