@@ -36,11 +36,13 @@ class KeyStatus:
         return sum(count for key_id, count in self.data_keys_by_master_id.items() if key_id != self.current_id)
 
 
+def has_schema() -> bool:
+    """Tell whether the database has the tables that the migrations create."""
+    return inspect(db.engine).has_table(TenantDataKey.__tablename__)
+
+
 def key_status(keyring: Keyring) -> KeyStatus:
     """Count the stored data keys under each master key id and the values under each data key version."""
-    data_keys = db.session.execute(
-        select(TenantDataKey.master_key_id, func.count()).group_by(TenantDataKey.master_key_id)
-    ).all()
     values = db.session.execute(
         select(ConfigValue.data_key_version, func.count()).group_by(ConfigValue.data_key_version)
     ).all()
@@ -50,10 +52,15 @@ def key_status(keyring: Keyring) -> KeyStatus:
     return KeyStatus(
         current_id=keyring.current.id,
         previous_ids=keyring.previous_ids,
-        data_keys_by_master_id=dict(sorted(data_keys)),
+        data_keys_by_master_id=_data_keys_by_master_id(),
         values_by_version=dict(sorted(by_version.items())),
         plain_values=plain,
     )
+
+
+def _data_keys_by_master_id() -> dict[str, int]:
+    rows = db.session.execute(select(TenantDataKey.master_key_id, func.count()).group_by(TenantDataKey.master_key_id))
+    return dict(sorted(rows.all()))
 
 
 def check_stored_keys(keyring: Keyring) -> None:
@@ -63,17 +70,17 @@ def check_stored_keys(keyring: Keyring) -> None:
     keys are wrapped under unconfigured master keys, the app can still serve
     the other tenants, so this logs a warning instead.
     """
-    if not inspect(db.engine).has_table(TenantDataKey.__tablename__):
+    if not has_schema():
         return
 
-    status = key_status(keyring)
-    stored = status.data_keys_by_master_id
-    missing = status.unconfigured_ids
+    # Only the data keys are counted here, so that start-up time does not grow with the number of values.
+    stored = _data_keys_by_master_id()
+    missing = sorted(set(stored) - set(keyring.ids))
     if not missing:
         return
 
     if len(missing) == len(stored):
-        raise ConfigError(_wrong_key_message(status))
+        raise ConfigError(_wrong_key_message(keyring, stored))
 
     affected = sum(stored[key_id] for key_id in missing)
     logger.warning(
@@ -82,13 +89,13 @@ def check_stored_keys(keyring: Keyring) -> None:
     )
 
 
-def _wrong_key_message(status: KeyStatus) -> str:
-    stored = ", ".join(f"{key_id} ({count} data keys)" for key_id, count in status.data_keys_by_master_id.items())
-    previous = ", ".join(status.previous_ids) or "none"
+def _wrong_key_message(keyring: Keyring, stored_counts: dict[str, int]) -> str:
+    stored = ", ".join(f"{key_id} ({count} data keys)" for key_id, count in stored_counts.items())
+    previous = ", ".join(keyring.previous_ids) or "none"
     return (
         "no configured master key can unwrap the tenant data keys in this database. "
         f"The stored data keys are wrapped under master key ids: {stored}. "
-        f"The configured master key ids are {status.current_id} (CONFIG_ENCRYPTION_KEY) "
+        f"The configured master key ids are {keyring.current.id} (CONFIG_ENCRYPTION_KEY) "
         f"and {previous} (CONFIG_ENCRYPTION_PREVIOUS_KEYS). "
         "This happens when a backup is restored with another key or a key is mistyped. "
         "Set CONFIG_ENCRYPTION_KEY to the key that this database was written with, or add that key to "

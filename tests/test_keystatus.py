@@ -156,3 +156,20 @@ def test_cli_with_wrong_key(world, operator_env):
     for output in (listing.stdout + listing.stderr, status.stdout + status.stderr):
         assert wrong_env["CONFIG_ENCRYPTION_KEY"] not in output
         assert MASTER_KEY not in output
+
+
+@pytest.mark.parametrize("args", [
+    ["keys", "status"],
+    ["keys", "rotate"],
+    ["keys", "rotate-tenant", "--all"],
+    ["keys", "verify"],
+])
+def test_key_commands_need_tables(database_without_tables, tmp_path, args):
+    app = create_app(app_config(database_without_tables), environ={}, instance_path=str(tmp_path / "instance"))
+    result = app.test_cli_runner().invoke(args=args)
+    with app.app_context():
+        from tenant_config.extensions import db
+        db.engine.dispose()
+
+    assert result.exit_code == 1
+    assert "the database has no tables yet; run `flask --app app db upgrade` first" in result.output

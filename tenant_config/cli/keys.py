@@ -12,11 +12,16 @@ from .. import accounts, rotation, tenant_rotation, verification
 from ..audit import Actor
 from ..crypto import generate_master_key
 from ..extensions import db
-from ..keystatus import KeyStatus, key_status
+from ..keystatus import KeyStatus, has_schema, key_status
 from ..models import Tenant
 from ..tenant_rotation import TenantRotationResult
 
 keys_group = AppGroup("keys", help="Manage master keys and tenant data keys.")
+
+
+def _require_schema() -> None:
+    if not has_schema():
+        raise click.ClickException("the database has no tables yet; run `flask --app app db upgrade` first")
 
 
 @keys_group.command("generate")
@@ -31,6 +36,7 @@ def status_command():
 
     Exits with status 1 when a stored data key is wrapped under a master key that is not configured.
     """
+    _require_schema()
     status = key_status(current_app.config["KEYRING"])
     _echo_status(status)
 
@@ -86,6 +92,7 @@ def rotate_command(batch_size: int, pause_seconds: float):
 
     Safe to interrupt and run again. Exits with status 1 when a data key cannot be rewrapped.
     """
+    _require_schema()
     keyring = current_app.config["KEYRING"]
     total = rotation.count_keys_to_rewrap(keyring)
     click.echo(f"Rewrapping {total} data key(s) under master key {keyring.current.id}.")
@@ -118,6 +125,7 @@ def rotate_tenant_command(slug: str | None, all_tenants: bool):
 
     Saves made meanwhile are kept. Exits with status 1 when a value could not be moved.
     """
+    _require_schema()
     tenants = _tenants_to_rotate(slug, all_tenants)
     actor = Actor.cli()
 
@@ -169,6 +177,7 @@ def verify_command():
 
     Exits with status 1 when anything cannot be decrypted.
     """
+    _require_schema()
     keyring = current_app.config["KEYRING"]
     total = verification.count_values()
     with click.progressbar(length=total, label="Verifying values") as bar:
