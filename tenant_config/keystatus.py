@@ -37,7 +37,7 @@ class KeyStatus:
 
 
 def has_schema() -> bool:
-    """Tell whether the database has the tables that the migrations create."""
+    """Return whether the database has the tables that the migrations create."""
     return inspect(db.engine).has_table(TenantDataKey.__tablename__)
 
 

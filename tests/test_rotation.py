@@ -80,7 +80,7 @@ def test_rotation_drill(app, world, make_app):
     status = both.test_cli_runner().invoke(args=["keys", "status"])
     assert status.exit_code == 0
     assert [key_id(MASTER_KEY), "0", "previous"] in [line.split() for line in status.output.splitlines()]
-    assert "This database no longer needs the previous keys." in status.output
+    assert "No data key in this database uses the previous keys any more." in status.output
 
     only_new = make_app(new_key)
     with only_new.app_context():

@@ -5,7 +5,6 @@ import sys
 import click
 from flask import current_app
 from flask.cli import AppGroup
-
 from sqlalchemy import select
 
 from .. import accounts, rotation, tenant_rotation, verification
@@ -53,7 +52,7 @@ def status_command():
     if status.data_keys_not_current:
         click.echo(f"{status.data_keys_not_current} data key(s) use a previous master key. Run `keys rotate`.")
     elif status.previous_ids:
-        click.echo("Every data key uses the current master key. This database no longer needs the previous keys.")
+        click.echo("Every data key uses the current master key. No data key in this database uses the previous keys any more.")
     else:
         click.echo("Every data key uses the current master key.")
 
