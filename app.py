@@ -6,10 +6,34 @@ from flask import Flask
 
 from tenant_config import ConfigError, create_app
 
+# Flask's own options that take a value, skipped when finding the command name.
+_FLASK_OPTIONS_WITH_VALUE = {"--app", "-A", "--env-file", "-e"}
 
-def _generating_a_key(argv: list[str]) -> bool:
-    """Tell whether this is ``flask ... keys generate``, which must work before any key exists."""
-    return any(argv[i:i + 2] == ["keys", "generate"] for i in range(len(argv)))
+# Commands that skip the check that a configured master key unwraps the stored
+# data keys. They never decrypt, and operators use them to find out which key a
+# database needs.
+_COMMANDS_WITHOUT_KEY_CHECK = {("keys", "generate"), ("keys", "status")}
+_GROUPS_WITHOUT_KEY_CHECK = {"db"}
+
+
+def _command_words(argv: list[str]) -> tuple[str, ...]:
+    """Return the group and command names of ``flask [options] GROUP COMMAND ...``, or fewer words."""
+    words: list[str] = []
+    arguments = iter(argv[1:])
+    for argument in arguments:
+        if argument in _FLASK_OPTIONS_WITH_VALUE:
+            next(arguments, None)
+        elif not argument.startswith("-"):
+            words.append(argument)
+            if len(words) == 2:
+                break
+    return tuple(words)
+
+
+def _checks_stored_keys(command: tuple[str, ...]) -> bool:
+    if command in _COMMANDS_WITHOUT_KEY_CHECK:
+        return False
+    return not (command and command[0] in _GROUPS_WITHOUT_KEY_CHECK)
 
 
 def _key_tool_app() -> Flask:
@@ -20,9 +44,11 @@ def _key_tool_app() -> Flask:
     return tool
 
 
+command = _command_words(sys.argv)
 try:
-    app = create_app()
+    app = create_app(check_stored_keys=_checks_stored_keys(command))
 except ConfigError as error:
-    if not _generating_a_key(sys.argv):
+    # `keys generate` must work before any key is configured.
+    if command != ("keys", "generate"):
         sys.exit(f"Configuration error: {error}")
     app = _key_tool_app()

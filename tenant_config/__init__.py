@@ -27,10 +27,14 @@ def create_app(
     test_config: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     instance_path: str | None = None,
+    check_stored_keys: bool = True,
 ) -> Flask:
     """Create the app. Raises ConfigError when the keys or other settings are missing or invalid.
 
     ``environ`` defaults to ``os.environ``; tests pass their own, with ``test_config`` on top.
+    With ``check_stored_keys`` the app also raises ConfigError when the database
+    has data keys and no configured master key can unwrap any of them. Commands
+    that must work in that case, such as ``keys status``, turn it off.
     """
     app = Flask(
         __name__,
@@ -52,6 +56,8 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     _init_extensions(app)
+    if check_stored_keys:
+        _check_stored_keys(app)
     _register_blueprints(app)
 
     from .cli import register_commands
@@ -81,6 +87,20 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
 
     app.extensions["tenant_config.data_key_cache"] = DataKeyCache(app.config["DATA_KEY_CACHE_SIZE"])
+
+
+def _check_stored_keys(app: Flask) -> None:
+    from .extensions import db
+    from .keystatus import check_stored_keys
+
+    try:
+        with app.app_context():
+            check_stored_keys(app.config["KEYRING"])
+    except ConfigError:
+        # The caller never gets this app, so close its database connections here.
+        with app.app_context():
+            db.engine.dispose()
+        raise
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Tenants, users and memberships: creating them and checking passwords."""
+"""Tenants, users and memberships: creating them, deleting tenants, and checking passwords."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from functools import cache
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import datakeys
 from .extensions import db
-from .models import Membership, Tenant, User
+from .models import AuditEvent, ConfigValue, Membership, Tenant, TenantDataKey, User
 from .registry import ROLES
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,35 @@ def create_tenant(slug: str, name: str) -> Tenant:
     db.session.commit()
     logger.info("Created tenant %s", slug)
     return tenant
+
+
+# Tables with a tenant_id, in the order in which a tenant's rows are deleted:
+# values before the data keys that they reference.
+TENANT_TABLES = (ConfigValue, TenantDataKey, Membership, AuditEvent)
+
+
+def count_tenant_rows(tenant: Tenant) -> dict[str, int]:
+    """Count the tenant's rows in each table that ``delete_tenant`` empties, by table name."""
+    return {
+        model.__tablename__: db.session.scalar(select(func.count()).select_from(model).where(model.tenant_id == tenant.id)) or 0
+        for model in TENANT_TABLES
+    }
+
+
+def delete_tenant(tenant: Tenant) -> dict[str, int]:
+    """Delete the tenant with its values, data keys, memberships and audit events, in one transaction.
+
+    Returns the number of rows deleted from each table, by table name.
+    """
+    tenant_id, slug = tenant.id, tenant.slug
+    deleted = {}
+    for model in TENANT_TABLES:
+        deleted[model.__tablename__] = db.session.execute(delete(model).where(model.tenant_id == tenant_id)).rowcount
+    db.session.execute(delete(Tenant).where(Tenant.id == tenant_id))
+    db.session.commit()
+
+    logger.info("Deleted tenant %s with %s", slug, ", ".join(f"{count} {table} rows" for table, count in deleted.items()))
+    return deleted
 
 
 def create_user(email: str, password: str, is_operator: bool = False) -> User:

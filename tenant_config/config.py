@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 DEV_MODE_VARIABLE = "TENANT_CONFIG_ENV"
 DEV_KEYS_FILE = "dev-keys.json"
 MIN_SECRET_KEY_LENGTH = 32
+KEY_VARIABLES = ("CONFIG_ENCRYPTION_KEY", "CONFIG_ENCRYPTION_PREVIOUS_KEYS", "SECRET_KEY")
 
 
 class ConfigError(RuntimeError):
@@ -27,16 +28,16 @@ class ConfigError(RuntimeError):
 def load_config(instance_path: str, environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask config from the environment, with ``overrides`` taking precedence."""
     overrides = dict(overrides or {})
-    values = {name: environ[name] for name in ("CONFIG_ENCRYPTION_KEY", "SECRET_KEY") if environ.get(name)}
-    values.update({name: overrides.pop(name) for name in ("CONFIG_ENCRYPTION_KEY", "SECRET_KEY") if name in overrides})
+    values = {name: environ[name] for name in KEY_VARIABLES if environ.get(name)}
+    values.update({name: overrides.pop(name) for name in KEY_VARIABLES if name in overrides})
 
-    if is_development(environ) and not values:
-        values = load_development_keys(Path(instance_path))
+    if is_development(environ) and not (values.get("CONFIG_ENCRYPTION_KEY") or values.get("SECRET_KEY")):
+        values.update(load_development_keys(Path(instance_path)))
 
     config: dict[str, Any] = {
         "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL"), instance_path),
         "SECRET_KEY": values.get("SECRET_KEY"),
-        "KEYRING": build_keyring(values.get("CONFIG_ENCRYPTION_KEY")),
+        "KEYRING": build_keyring(values.get("CONFIG_ENCRYPTION_KEY"), values.get("CONFIG_ENCRYPTION_PREVIOUS_KEYS")),
         "DATA_KEY_CACHE_SIZE": 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -97,18 +98,52 @@ def database_url(value: str | None, instance_path: str) -> str:
     return value
 
 
-def build_keyring(master_key_text: str | None) -> Keyring:
-    if not master_key_text:
+def build_keyring(master_key_text: str | None, previous_keys_text: str | None = None) -> Keyring:
+    """Build the keyring from CONFIG_ENCRYPTION_KEY and the comma-separated CONFIG_ENCRYPTION_PREVIOUS_KEYS."""
+    current = _parse_current_key(master_key_text)
+    previous = _parse_previous_keys(previous_keys_text or "")
+
+    seen = {current.id: "CONFIG_ENCRYPTION_KEY"}
+    for position, key in enumerate(previous, start=1):
+        where = f"entry {position} of CONFIG_ENCRYPTION_PREVIOUS_KEYS"
+        if key.id in seen:
+            raise ConfigError(
+                f"{where} is the same key as {seen[key.id]} (master key id {key.id}). List each key only once, "
+                "and never the current key among the previous ones."
+            )
+        seen[key.id] = where
+    return Keyring(current, previous)
+
+
+def _parse_current_key(text: str | None) -> MasterKey:
+    if not text:
         raise ConfigError(
             "CONFIG_ENCRYPTION_KEY is not set. Set it to base64 of 32 random bytes, "
             "for example the output of `flask --app app keys generate`."
         )
     try:
-        return Keyring(MasterKey(parse_master_key(master_key_text)))
+        return MasterKey(parse_master_key(text))
     except KeyFormatError as error:
         raise ConfigError(
             f"CONFIG_ENCRYPTION_KEY is invalid: {error}. Expected standard or URL-safe base64 of exactly 32 random bytes."
         ) from None
+
+
+def _parse_previous_keys(text: str) -> list[MasterKey]:
+    """Parse each comma-separated entry as strictly as the current key. A blank variable means no previous keys."""
+    if not text.strip():
+        return []
+
+    keys = []
+    for position, entry in enumerate(text.split(","), start=1):
+        try:
+            keys.append(MasterKey(parse_master_key(entry)))
+        except KeyFormatError as error:
+            raise ConfigError(
+                f"CONFIG_ENCRYPTION_PREVIOUS_KEYS is invalid: entry {position}: {error}. Expected a comma-separated "
+                "list in which each entry is standard or URL-safe base64 of exactly 32 random bytes."
+            ) from None
+    return keys
 
 
 def check_secret_key(secret_key: str | None, keyring: Keyring) -> None:
@@ -122,7 +157,10 @@ def check_secret_key(secret_key: str | None, keyring: Keyring) -> None:
     except KeyFormatError:
         return
     if secret_as_master.id in keyring.ids:
-        raise ConfigError("SECRET_KEY must differ from CONFIG_ENCRYPTION_KEY. Generate a separate random value for each.")
+        raise ConfigError(
+            "SECRET_KEY must differ from CONFIG_ENCRYPTION_KEY and from every key in CONFIG_ENCRYPTION_PREVIOUS_KEYS. "
+            "Generate a separate random value for each."
+        )
 
 
 def load_development_keys(instance_path: Path) -> dict[str, str]:

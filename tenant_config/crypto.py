@@ -112,7 +112,12 @@ class Keyring:
 
     @property
     def ids(self) -> list[str]:
+        """The ids of every configured key, the current one first."""
         return list(self._by_id)
+
+    @property
+    def previous_ids(self) -> list[str]:
+        return [key_id for key_id in self._by_id if key_id != self.current.id]
 
     def get(self, key_id: str) -> MasterKey | None:
         return self._by_id.get(key_id)

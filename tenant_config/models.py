@@ -9,7 +9,8 @@ from typing import Optional
 
 from flask_login import UserMixin
 from sqlalchemy import (
-    Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint, event, inspect,
+    Boolean, CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Integer, String, Text, UniqueConstraint,
+    event, inspect,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -105,10 +106,19 @@ class TenantDataKey(db.Model):
 
 
 class ConfigValue(db.Model):
-    """One setting of one tenant. Encrypted keys store only ciphertext in ``value``."""
+    """One setting of one tenant. Encrypted keys store only ciphertext in ``value``.
+
+    An encrypted value references the data key that encrypted it, so the
+    database rejects deleting a data key that a value still uses.
+    """
 
     __tablename__ = "config_value"
-    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "key"),
+        ForeignKeyConstraint(
+            ["tenant_id", "data_key_version"], ["tenant_data_key.tenant_id", "tenant_data_key.version"],
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))

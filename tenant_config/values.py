@@ -6,10 +6,12 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import flag_modified
 
-from . import audit, datakeys
+from . import audit, datakeys, resolver
 from .audit import Actor
-from .crypto import encrypt_value
+from .crypto import DecryptionError, encrypt_value
 from .extensions import db
 from .models import ConfigValue, Tenant, utcnow
 from .registry import KEYS, ConfigKey, get_key
@@ -20,14 +22,21 @@ SET = "set"
 REPLACE = "replace"
 CLEAR = "clear"
 
+MAX_WRITE_ATTEMPTS = 3
+
 
 @dataclass
 class SettingView:
-    """The part of one key that the settings page may show. ``value`` is None for secrets."""
+    """The part of one key that the settings page may show. ``value`` is None for secrets.
+
+    ``decryptable`` is False for a stored secret that fails to decrypt, which
+    the page shows so that an admin can enter it again.
+    """
 
     key: ConfigKey
     row: ConfigValue | None
     value: str | None
+    decryptable: bool = True
 
     @property
     def is_set(self) -> bool:
@@ -40,16 +49,47 @@ def stored_rows(tenant: Tenant) -> dict[str, ConfigValue]:
 
 
 def describe(tenant: Tenant) -> list[SettingView]:
-    """List every registry key for a page, with plain values and no secret."""
+    """List every registry key for a page, with plain values and no secret.
+
+    Each stored secret is decrypted in memory and dropped, only to find out
+    whether it still decrypts.
+    """
     rows = stored_rows(tenant)
     views = []
     for key in KEYS.values():
         row = rows.get(key.name)
-        value = None
         if not key.encrypted:
-            value = row.value if row else key.default
-        views.append(SettingView(key=key, row=row, value=value))
+            views.append(SettingView(key=key, row=row, value=row.value if row else key.default))
+        elif row is None:
+            views.append(SettingView(key=key, row=None, value=None))
+        else:
+            views.append(SettingView(key=key, row=row, value=None, decryptable=_decrypts(tenant, row)))
     return views
+
+
+def _decrypts(tenant: Tenant, row: ConfigValue) -> bool:
+    try:
+        resolver.resolve(tenant, row.key)
+    except DecryptionError:
+        _log_undecryptable_once(tenant, row)
+        return False
+    return True
+
+
+# (tenant id, key, row version) of values already logged as undecryptable, so
+# that each broken value is logged once per process and not on every page view.
+_logged_undecryptable: set[tuple[str, str, int]] = set()
+
+
+def _log_undecryptable_once(tenant: Tenant, row: ConfigValue) -> None:
+    marker = (tenant.id, row.key, row.row_version)
+    if marker in _logged_undecryptable:
+        return
+    _logged_undecryptable.add(marker)
+    logger.warning(
+        "Stored value %s of tenant %s (row version %s) cannot be decrypted. Run `keys verify` for the reason.",
+        row.key, tenant.slug, row.row_version,
+    )
 
 
 def _store(tenant: Tenant, key: ConfigKey, row: ConfigValue | None, value: str, actor: Actor) -> str:
@@ -65,11 +105,17 @@ def _store(tenant: Tenant, key: ConfigKey, row: ConfigValue | None, value: str, 
         db.session.add(row)
         action = SET
     else:
-        row.row_version += 1
+        # Incremented in SQL, so that a tenant key rotation's compare-and-swap
+        # on row_version detects every concurrent save.
+        row.row_version = ConfigValue.row_version + 1
         action = REPLACE
 
+    # Always write the version with the value, even when it looks unchanged. A
+    # tenant key rotation may have moved the row since it was read, and writing
+    # the column makes the foreign key check that the data key still exists.
     row.value = value
     row.data_key_version = data_key_version
+    flag_modified(row, "data_key_version")
     row.updated_at = utcnow()
     row.updated_by_id = actor.user_id
     row.updated_by_label = actor.label
@@ -107,8 +153,28 @@ def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) 
 
     Values equal to what is stored are skipped, so an unchanged field leaves no
     audit event. A stored secret whose destination changes is cleared in the
-    same transaction. Returns the action taken for each key that changed.
+    same transaction. Returns the action taken for each key that changed. A
+    write that conflicts with a concurrent one (two first saves of one key, or
+    a tenant key rotation that deleted the data key just read) is retried on
+    fresh rows, up to MAX_WRITE_ATTEMPTS times.
     """
+    for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
+        try:
+            actions = _write_changes(tenant, changes, actor)
+            db.session.commit()
+            break
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == MAX_WRITE_ATTEMPTS:
+                raise
+            logger.info("Config save for tenant %s conflicted with a concurrent write, attempt %s; retrying", tenant.slug, attempt)
+
+    for name, action in actions.items():
+        logger.info("Config %s %s for tenant %s by %s", name, action, tenant.slug, actor.label)
+    return actions
+
+
+def _write_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) -> dict[str, str]:
     rows = stored_rows(tenant)
     changes = {**changes, **{name: None for name in invalidated_secrets(rows, changes)}}
     actions: dict[str, str] = {}
@@ -125,9 +191,7 @@ def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) 
             continue
         actions[name] = _store(tenant, key, row, value, actor)
 
-    db.session.commit()
-    for name, action in actions.items():
-        logger.info("Config %s %s for tenant %s by %s", name, action, tenant.slug, actor.label)
+    db.session.flush()
     return actions
 
 

@@ -12,8 +12,11 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -73,6 +76,7 @@ def logs_without_secrets():
 SECRET_KEY = "test-secret-key-" + uuid.uuid4().hex
 PASSWORD = "correct horse battery"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def postgres_url() -> str | None:
@@ -183,6 +187,44 @@ def app(database, tmp_path, app_overrides):
         from tenant_config.extensions import db
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(database, tmp_path):
+    """Build more apps on the test database with other master keys, and dispose of them at the end."""
+    apps = []
+
+    def make(current: str, previous: tuple[str, ...] = (), check_stored_keys: bool = True, **extra):
+        config = database.config(CONFIG_ENCRYPTION_KEY=current, CONFIG_ENCRYPTION_PREVIOUS_KEYS=",".join(previous))
+        config.update(extra)
+        instance = tmp_path / f"instance-{len(apps) + 1}"
+        other = create_app(config, environ={}, instance_path=str(instance), check_stored_keys=check_stored_keys)
+        apps.append(other)
+        return other
+
+    yield make
+    for other in apps:
+        with other.app_context():
+            from tenant_config.extensions import db
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def operator_env(database, tmp_path):
+    return {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "TENANT_CONFIG_", "CONFIG_ENCRYPTION_"))},
+        "DATABASE_URL": database.uri,
+        "CONFIG_ENCRYPTION_KEY": MASTER_KEY,
+        "SECRET_KEY": SECRET_KEY,
+    }
+
+
+def flask_cli(env, *args, stdin: str | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=120,
+    )
 
 
 @dataclass

@@ -1,10 +1,11 @@
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tenant_config.accounts import find_tenant, find_user
 from tenant_config.crypto import parse_master_key
 from tenant_config.extensions import db
-from tenant_config.models import AuditEvent, Membership, TenantDataKey
+from tenant_config.models import AuditEvent, ConfigValue, Membership, TenantDataKey
+from tenant_config.resolver import resolve
 
 
 @pytest.fixture
@@ -162,3 +163,46 @@ def test_demo_is_idempotent(app, runner):
         assert find_tenant("globex") is not None
         member = find_user("member@globex.example")
         assert db.session.scalars(select(Membership.role).where(Membership.user_id == member.id)).all() == ["member"]
+
+
+def _tenant_row_counts(tenant_id: str) -> dict[str, int]:
+    return {
+        model.__tablename__: db.session.scalar(select(func.count()).select_from(model).where(model.tenant_id == tenant_id))
+        for model in (ConfigValue, TenantDataKey, Membership, AuditEvent)
+    }
+
+
+def test_tenants_delete_removes_everything(app, world, runner):
+    runner.invoke(args=["config", "set", "--tenant", "acme", "smtp.password"], input="pw-delete-me-1\n")
+    runner.invoke(args=["config", "set", "--tenant", "globex", "smtp.password"], input="pw-keep-me-1\n")
+    with app.app_context():
+        acme_id = find_tenant("acme").id
+
+    result = runner.invoke(args=["tenants", "delete", "acme", "--yes"])
+
+    assert result.exit_code == 0, result.output
+    assert "Deleted tenant acme: 1 value(s), 1 data key(s), 3 membership(s), 1 audit event(s)." in result.output
+    with app.app_context():
+        assert find_tenant("acme") is None
+        assert _tenant_row_counts(acme_id) == {"config_value": 0, "tenant_data_key": 0, "membership": 0, "audit_event": 0}
+        assert resolve("globex", "smtp.password").reveal() == "pw-keep-me-1"
+        assert find_user("admin@acme.example") is not None
+
+
+def test_tenants_delete_asks_first(app, world, runner):
+    declined = runner.invoke(args=["tenants", "delete", "acme"], input="n\n")
+    assert declined.exit_code != 0
+    assert "Delete tenant acme (Acme) with its 0 value(s) and 1 data key(s)? This cannot be undone." in declined.output
+    with app.app_context():
+        assert find_tenant("acme") is not None
+
+    confirmed = runner.invoke(args=["tenants", "delete", "acme"], input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    with app.app_context():
+        assert find_tenant("acme") is None
+
+
+def test_tenants_delete_unknown_tenant(world, runner):
+    result = runner.invoke(args=["tenants", "delete", "initech", "--yes"])
+    assert result.exit_code != 0
+    assert "tenant 'initech' not found" in result.output

@@ -11,7 +11,7 @@ import pytest
 
 from tenant_config import ConfigError, create_app
 from tenant_config.config import database_url
-from tenant_config.crypto import generate_master_key, parse_master_key
+from tenant_config.crypto import generate_master_key, master_key_id, parse_master_key
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SECRET = "s" * 40
@@ -58,6 +58,53 @@ def test_secret_key_equal_to_master_key_is_rejected(tmp_path):
         with pytest.raises(ConfigError, match="SECRET_KEY must differ from CONFIG_ENCRYPTION_KEY") as raised:
             _create(tmp_path, CONFIG_ENCRYPTION_KEY=key, SECRET_KEY=secret)
         assert key not in str(raised.value)
+
+
+def test_previous_keys_join_the_keyring(tmp_path):
+    current, first, second = generate_master_key(), generate_master_key(), generate_master_key()
+    app = _create(
+        tmp_path, CONFIG_ENCRYPTION_KEY=current, CONFIG_ENCRYPTION_PREVIOUS_KEYS=f" {first} ,\n{second}", SECRET_KEY=GOOD_SECRET,
+    )
+    keyring = app.config["KEYRING"]
+    assert keyring.current.id == master_key_id(parse_master_key(current))
+    assert keyring.previous_ids == [master_key_id(parse_master_key(first)), master_key_id(parse_master_key(second))]
+
+
+@pytest.mark.parametrize("previous", ["", "   "])
+def test_blank_previous_keys_mean_none(tmp_path, previous):
+    app = _create(tmp_path, CONFIG_ENCRYPTION_KEY=generate_master_key(), CONFIG_ENCRYPTION_PREVIOUS_KEYS=previous, SECRET_KEY=GOOD_SECRET)
+    assert app.config["KEYRING"].previous_ids == []
+
+
+KEY_A = generate_master_key()
+KEY_B = generate_master_key()
+KEY_C = generate_master_key()
+KEY_A_STANDARD = base64.b64encode(parse_master_key(KEY_A)).decode()
+
+
+@pytest.mark.parametrize("previous, message", [
+    (f"{KEY_A},", "entry 2: the key is empty"),
+    (f"{KEY_A},,{KEY_B}", "entry 2: the key is empty"),
+    (f"{KEY_A},c2hvcnQ=", "entry 2: the key decodes to 5 bytes, expected 32"),
+    ("not base64!" * 4, "entry 1: the key is not valid base64"),
+    (f"{KEY_A} {KEY_B}", "entry 1: the key is not valid base64"),
+    (f"{KEY_B},{KEY_C},{KEY_B}", "entry 3 of CONFIG_ENCRYPTION_PREVIOUS_KEYS is the same key as entry 1"),
+    (f"{KEY_B},{KEY_A_STANDARD}", "entry 2 of CONFIG_ENCRYPTION_PREVIOUS_KEYS is the same key as CONFIG_ENCRYPTION_KEY"),
+])
+def test_bad_previous_keys_stop_startup(tmp_path, previous, message):
+    with pytest.raises(ConfigError) as raised:
+        _create(tmp_path, CONFIG_ENCRYPTION_KEY=KEY_A, CONFIG_ENCRYPTION_PREVIOUS_KEYS=previous, SECRET_KEY=GOOD_SECRET)
+    assert message in str(raised.value)
+    assert "CONFIG_ENCRYPTION_PREVIOUS_KEYS" in str(raised.value)
+    for key in (KEY_A, KEY_B, KEY_C, KEY_A_STANDARD):
+        assert key not in str(raised.value)
+
+
+def test_secret_key_equal_to_previous_key_is_rejected(tmp_path):
+    previous = generate_master_key()
+    with pytest.raises(ConfigError, match="every key in CONFIG_ENCRYPTION_PREVIOUS_KEYS") as raised:
+        _create(tmp_path, CONFIG_ENCRYPTION_KEY=generate_master_key(), CONFIG_ENCRYPTION_PREVIOUS_KEYS=previous, SECRET_KEY=previous)
+    assert previous not in str(raised.value)
 
 
 def test_development_keys_are_generated_once(tmp_path, caplog):

@@ -53,3 +53,28 @@ def test_deleting_tenant_removes_its_rows(app, world, make_browser):
         for table in ("config_value", "tenant_data_key", "membership", "audit_event"):
             count = db.session.execute(sa.text(f"SELECT count(*) FROM {table} WHERE tenant_id = :id"), {"id": tenant_id})
             assert count.scalar() == 0, table
+
+
+def test_migrations_match_models(app):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with app.app_context():
+        with db.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+    assert differences == []
+
+
+def test_value_cannot_outlive_its_data_key(app, world, make_browser):
+    make_browser(world.acme_admin).save("acme", "stripe", {"stripe.secret_key": "sk_test_keepme1"})
+    with app.app_context():
+        tenant_id = find_tenant("acme").id
+        with pytest.raises(IntegrityError):
+            db.session.execute(sa.text("DELETE FROM tenant_data_key WHERE tenant_id = :id"), {"id": tenant_id})
+            db.session.commit()
+        db.session.rollback()
+
+        with pytest.raises(IntegrityError):
+            db.session.execute(sa.text("UPDATE config_value SET data_key_version = 2 WHERE tenant_id = :id"), {"id": tenant_id})
+            db.session.commit()
+        db.session.rollback()

@@ -3,6 +3,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from tenant_config.crypto import DecryptionError
 from tenant_config.extensions import db
 from tenant_config.models import AuditEvent, ConfigValue
 from tenant_config.resolver import resolve
@@ -319,3 +320,69 @@ def test_unchanged_save_records_nothing(app, world, make_browser):
     with app.app_context():
         events = db.session.scalars(select(AuditEvent)).all()
     assert [event.action for event in events] == ["set"]
+
+
+def _damage(app, slug: str, name: str) -> str:
+    """Flip one character in the middle of a stored ciphertext and return the damaged text."""
+    with app.app_context():
+        from tenant_config.accounts import find_tenant
+        tenant = find_tenant(slug)
+        row = db.session.scalars(select(ConfigValue).where(ConfigValue.tenant_id == tenant.id, ConfigValue.key == name)).one()
+        middle = len(row.value) // 2
+        row.value = row.value[:middle] + ("A" if row.value[middle] != "A" else "B") + row.value[middle + 1:]
+        db.session.commit()
+        return row.value
+
+
+def test_undecryptable_secret_degrades_page(app, world, make_browser, caplog):
+    admin = make_browser(world.acme_admin)
+    admin.save("acme", "stripe", {"stripe.secret_key": STRIPE_KEY})
+    admin.save("acme", "slack", {"slack.webhook_url": WEBHOOK})
+    admin.save("acme", "smtp", SMTP_FIELDS)
+    make_browser(world.globex_admin).save("globex", "stripe", {"stripe.secret_key": "sk_test_globexUnharmed1"})
+    _damage(app, "acme", "stripe.secret_key")
+
+    page = admin.get("/t/acme/settings")
+    member_page = make_browser(world.acme_member).get("/t/acme/settings")
+
+    assert page.status_code == 200
+    assert page.text.count("Cannot be decrypted") == 1
+    assert "Enter it again to replace the stored value." in page.text
+    assert page.text.count("badge-set") == 2
+    assert member_page.status_code == 200
+    assert "Cannot be decrypted" in member_page.text
+    assert "An admin must enter it again." in member_page.text
+    assert "Cannot be decrypted" not in make_browser(world.globex_admin).get("/t/globex/settings").text
+    assert "stripe.secret_key of tenant acme" in caplog.text
+
+    with app.app_context():
+        with pytest.raises(DecryptionError, match="'stripe.secret_key' for tenant 'acme'"):
+            resolve("acme", "stripe.secret_key")
+    assert _resolve(app, "acme", "slack.webhook_url").reveal() == WEBHOOK
+    assert _resolve(app, "acme", "smtp.password").reveal() == SMTP_PASSWORD
+    assert _resolve(app, "globex", "stripe.secret_key").reveal() == "sk_test_globexUnharmed1"
+
+
+def test_saving_repairs_undecryptable_secret(app, world, make_browser):
+    admin = make_browser(world.acme_admin)
+    admin.save("acme", "smtp", SMTP_FIELDS)
+    damaged = _damage(app, "acme", "smtp.password")
+
+    kept = admin.save("acme", "smtp", {**SMTP_FIELDS, "smtp.password": "", "smtp.security": "starttls"})
+    assert kept.status_code == 302
+    assert _rows(app)["smtp.password"][0] == damaged
+
+    repaired = admin.save("acme", "smtp", {"smtp.password": "pw-entered-again-1"})
+    assert repaired.status_code == 302
+    assert _resolve(app, "acme", "smtp.password").reveal() == "pw-entered-again-1"
+    assert "Cannot be decrypted" not in admin.get("/t/acme/settings").text
+
+
+def test_cli_lists_undecryptable_secret(app, world, make_browser):
+    make_browser(world.acme_admin).save("acme", "stripe", {"stripe.secret_key": STRIPE_KEY})
+    _damage(app, "acme", "stripe.secret_key")
+
+    listing = app.test_cli_runner().invoke(args=["config", "list", "--tenant", "acme"])
+
+    assert listing.exit_code == 0
+    assert "stripe.secret_key    (cannot be decrypted, set it again)" in listing.output

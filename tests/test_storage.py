@@ -1,16 +1,10 @@
 """The database, its dump and the SQLite file hold no plaintext secret and no piece of one."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
-from tests.conftest import MASTER_KEY, SECRET_KEY
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import flask_cli
 
 SECRETS = {
     "stripe": ("stripe.secret_key", "sk_live_Q7vX2mK9pL4nR8sT1wY6zB3c"),
@@ -83,23 +77,6 @@ def test_cli_secrets_stored_encrypted(app, database, world):
         db.session.remove()
         db.engine.dispose()
     assert_no_secret_stored(database, [secret for _, secret in SECRETS.values()])
-
-
-@pytest.fixture
-def operator_env(database, tmp_path):
-    return {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("FLASK_", "TENANT_CONFIG_"))},
-        "DATABASE_URL": database.uri,
-        "CONFIG_ENCRYPTION_KEY": MASTER_KEY,
-        "SECRET_KEY": SECRET_KEY,
-    }
-
-
-def flask_cli(env, *args, stdin: str | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", *args],
-        cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=120,
-    )
 
 
 def test_operator_flow_through_real_cli(database, operator_env):

@@ -46,10 +46,12 @@ def _read_value(name: str) -> str:
 @config_group.command("list")
 @tenant_option
 def list_command(slug: str):
-    """List the tenant's values. Secrets show only whether they are set."""
+    """List the tenant's values. Secrets show only whether they are set and still decrypt."""
     tenant = _tenant(slug)
     for view in values.describe(tenant):
-        if view.key.encrypted:
+        if view.key.encrypted and view.is_set and not view.decryptable:
+            shown = "(cannot be decrypted, set it again)"
+        elif view.key.encrypted:
             shown = MASK if view.is_set else "(not set)"
         elif view.is_set:
             shown = view.value
