@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -35,13 +37,23 @@ def _fresh_forms(access: TenantAccess) -> dict:
     return forms
 
 
-def _render(access: TenantAccess, forms: dict, status: int = 200):
+def _row_versions(group: str, views: dict) -> str:
+    """Encode the row version of each key in the group, 0 for a key that is not set, for the form."""
+    versions = {}
+    for key in keys_in_group(group):
+        row = views[key.name].row
+        versions[key.name] = row.row_version if row is not None else 0
+    return json.dumps(versions)
+
+
+def _render(access: TenantAccess, forms: dict, status: int = 200, kept_versions: dict[str, str] | None = None):
     views = {view.key.name: view for view in values.describe(access.tenant)}
     sections = [
         {
             "group": group,
             "label": label,
             "form": forms[group],
+            "versions": (kept_versions or {}).get(group) or _row_versions(group, views),
             "entries": [
                 {"key": key, "field": forms[group][field_name(key)], "view": views[key.name]}
                 for key in keys_in_group(group)
@@ -76,6 +88,45 @@ def _ask_for_bound_secrets(form, access: TenantAccess, changes: dict) -> bool:
     return bool(invalidated)
 
 
+def _rejected(access: TenantAccess, group: str, form, status: int):
+    """Show the page again with the admin's input. After invalid input the form keeps the versions it
+    was first rendered with, so that a later save still detects a change made meanwhile."""
+    forms = _fresh_forms(access)
+    forms[group] = form
+    flash(f"{GROUPS[group]} settings were not saved. Correct the fields marked below.", "error")
+    kept_versions = {group: request.form["row_versions"]} if status == 400 and "row_versions" in request.form else {}
+    return _render(access, forms, status=status, kept_versions=kept_versions)
+
+
+def _expected_versions() -> dict[str, int] | None:
+    """Read the row versions that the form was rendered with; None when the form carries none."""
+    raw = request.form.get("row_versions")
+    if raw is None:
+        return None
+    try:
+        versions = json.loads(raw)
+    except ValueError:
+        abort(400)
+    if not isinstance(versions, dict) or not all(
+        isinstance(name, str) and isinstance(version, int) for name, version in versions.items()
+    ):
+        abort(400)
+    return versions
+
+
+def _mark_conflict(form, conflict: values.ConflictError) -> None:
+    key = KEYS[conflict.key_name]
+    if conflict.changed_by is None:
+        message = f"{key.label} was removed after you loaded this page. Reload to see the current settings."
+    else:
+        when = conflict.changed_at.strftime("%Y-%m-%d %H:%M UTC")
+        message = f"{key.label} was changed by {conflict.changed_by} at {when}. Reload to see the current value."
+    if field_name(key) in form:
+        form[field_name(key)].errors = [message]
+    else:
+        flash(message, "error")
+
+
 @bp.get("/settings")
 @login_required
 def show(slug: str):
@@ -94,16 +145,18 @@ def save(slug: str, group: str):
         abort(404)
 
     form = settings_form_class(group)()
+    expected_versions = _expected_versions()
     changes = collect_changes(form, group, request.form) if form.validate_on_submit() else None
     if changes is not None and _ask_for_bound_secrets(form, access, changes):
         changes = None
     if changes is None:
-        forms = _fresh_forms(access)
-        forms[group] = form
-        flash(f"{GROUPS[group]} settings were not saved. Correct the fields marked below.", "error")
-        return _render(access, forms, status=400)
+        return _rejected(access, group, form, status=400)
 
-    actions = values.apply_changes(access.tenant, changes, _actor())
+    try:
+        actions = values.apply_changes(access.tenant, changes, _actor(), expected_versions)
+    except values.ConflictError as conflict:
+        _mark_conflict(form, conflict)
+        return _rejected(access, group, form, status=409)
     flash(f"Saved {GROUPS[group]} settings." if actions else f"No {GROUPS[group]} setting changed.")
     return redirect(url_for("settings.show", slug=slug, _anchor=f"group-{group}"))
 

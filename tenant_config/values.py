@@ -148,21 +148,49 @@ def invalidated_secrets(rows: dict[str, ConfigValue], changes: dict[str, str | N
     return invalidated
 
 
-def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) -> dict[str, str]:
+class ConflictError(Exception):
+    """A save from a page that is out of date: the key changed after the page was rendered."""
+
+    def __init__(self, key_name: str, row: ConfigValue | None):
+        self.key_name = key_name
+        self.changed_by = row.updated_by_label if row is not None else None
+        self.changed_at = row.updated_at if row is not None else None
+        super().__init__(f"{key_name} changed after the form was rendered")
+
+
+def _check_version(name: str, row: ConfigValue | None, expected_versions: dict[str, int] | None) -> None:
+    """Raise ConflictError when the row is not at the version the form was rendered with (0: not set)."""
+    if expected_versions is None or name not in expected_versions:
+        return
+    current = row.row_version if row is not None else 0
+    if current != expected_versions[name]:
+        raise ConflictError(name, row)
+
+
+def apply_changes(
+    tenant: Tenant, changes: dict[str, str | None], actor: Actor, expected_versions: dict[str, int] | None = None,
+) -> dict[str, str]:
     """Write validated values (None clears a key) in one transaction.
 
     Values equal to what is stored are skipped, so an unchanged field leaves no
     audit event. A stored secret whose destination changes is cleared in the
-    same transaction. Returns the action taken for each key that changed. A
-    write that conflicts with a concurrent one (two first saves of one key, or
-    a tenant key rotation that deleted the data key just read) is retried on
-    fresh rows, up to MAX_WRITE_ATTEMPTS times.
+    same transaction. Returns the action taken for each key that changed.
+
+    With ``expected_versions`` (row versions the form was rendered with, 0
+    for a key that was not set), a write to a key that changed since raises
+    ConflictError and nothing is saved. A write that collides with a
+    concurrent one (two first saves of one key, or a tenant key rotation that
+    deleted the data key just read) is retried on fresh rows, up to
+    MAX_WRITE_ATTEMPTS times, and the version check then sees the other write.
     """
     for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
         try:
-            actions = _write_changes(tenant, changes, actor)
+            actions = _write_changes(tenant, changes, actor, expected_versions)
             db.session.commit()
             break
+        except ConflictError:
+            db.session.rollback()
+            raise
         except IntegrityError:
             db.session.rollback()
             if attempt == MAX_WRITE_ATTEMPTS:
@@ -174,22 +202,46 @@ def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) 
     return actions
 
 
-def _write_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) -> dict[str, str]:
-    rows = stored_rows(tenant)
+def _locked_rows(tenant: Tenant) -> dict[str, ConfigValue]:
+    """Read the tenant's rows and lock them until commit: row locks on PostgreSQL, the write lock on SQLite.
+
+    The data key is locked first and the rows in id order, the same order as
+    a tenant key rotation takes them, so that the two never deadlock.
+    """
+    datakeys.current_data_key(tenant)
+    query = (
+        select(ConfigValue).where(ConfigValue.tenant_id == tenant.id).order_by(ConfigValue.id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    return {row.key: row for row in db.session.scalars(query)}
+
+
+def _leaves_unchanged(key: ConfigKey, row: ConfigValue | None, value: str | None) -> bool:
+    if value is None:
+        return row is None
+    # A secret is always written, because its ciphertext cannot be compared with the new plaintext.
+    return row is not None and not key.encrypted and row.value == value
+
+
+def _write_changes(
+    tenant: Tenant, changes: dict[str, str | None], actor: Actor, expected_versions: dict[str, int] | None,
+) -> dict[str, str]:
+    rows = _locked_rows(tenant)
     changes = {**changes, **{name: None for name in invalidated_secrets(rows, changes)}}
     actions: dict[str, str] = {}
     for name, value in changes.items():
         key = get_key(name)
         row = rows.get(name)
+        if _leaves_unchanged(key, row, value):
+            continue
+        _check_version(name, row, expected_versions)
+
         if value is None:
-            if row is not None:
-                db.session.delete(row)
-                audit.record(tenant, actor, CLEAR, name)
-                actions[name] = CLEAR
-            continue
-        if row is not None and not key.encrypted and row.value == value:
-            continue
-        actions[name] = _store(tenant, key, row, value, actor)
+            db.session.delete(row)
+            audit.record(tenant, actor, CLEAR, name)
+            actions[name] = CLEAR
+        else:
+            actions[name] = _store(tenant, key, row, value, actor)
 
     db.session.flush()
     return actions
