@@ -29,8 +29,10 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 FORMAT_VERSION = 1
 _HEADER = struct.Struct(">BI")
+_LENGTH = struct.Struct(">I")
 _TAG_BYTES = 16
-_MIN_BLOB_BYTES = _HEADER.size + NONCE_BYTES + _TAG_BYTES
+_NONCE_END = _HEADER.size + NONCE_BYTES
+_MIN_BLOB_BYTES = _NONCE_END + _TAG_BYTES
 
 NonceFactory = Callable[[], bytes]
 
@@ -129,16 +131,20 @@ def _length_prefixed(*parts: str | bytes) -> bytes:
     out = bytearray()
     for part in parts:
         data = part.encode("utf-8") if isinstance(part, str) else part
-        out += struct.pack(">I", len(data)) + data
+        out += _LENGTH.pack(len(data)) + data
     return bytes(out)
 
 
+_VALUE_CONTEXT = _length_prefixed(b"tenant-config value")
+_DATA_KEY_CONTEXT = _length_prefixed(b"tenant-config data key")
+
+
 def value_associated_data(tenant_id: str, key_name: str, version: int) -> bytes:
-    return _length_prefixed(b"tenant-config value", tenant_id, key_name, str(version))
+    return _VALUE_CONTEXT + _length_prefixed(tenant_id, key_name, str(version))
 
 
 def data_key_associated_data(tenant_id: str, version: int, master_id: str) -> bytes:
-    return _length_prefixed(b"tenant-config data key", tenant_id, str(version), master_id)
+    return _DATA_KEY_CONTEXT + _length_prefixed(tenant_id, str(version), master_id)
 
 
 def _seal(aead: AESGCM, version: int, plaintext: bytes, context: bytes, nonce: bytes) -> str:
@@ -147,8 +153,8 @@ def _seal(aead: AESGCM, version: int, plaintext: bytes, context: bytes, nonce: b
     return base64.urlsafe_b64encode(header + nonce + sealed).decode("ascii")
 
 
-def read_header(blob: str) -> tuple[int, int, bytes, bytes]:
-    """Split a stored blob into (format version, data key version, nonce, ciphertext).
+def _split(blob: str) -> tuple[bytes, int, bytes, bytes]:
+    """Split a stored blob into (header bytes, data key version, nonce, ciphertext), decoding it once.
 
     Raises ValueError when the blob is not well-formed.
     """
@@ -163,14 +169,20 @@ def read_header(blob: str) -> tuple[int, int, bytes, bytes]:
     format_version, version = _HEADER.unpack_from(raw)
     if format_version != FORMAT_VERSION:
         raise ValueError(f"unknown format version {format_version}")
+    return raw[:_HEADER.size], version, raw[_HEADER.size:_NONCE_END], raw[_NONCE_END:]
 
-    nonce_end = _HEADER.size + NONCE_BYTES
-    return format_version, version, raw[_HEADER.size:nonce_end], raw[nonce_end:]
+
+def read_header(blob: str) -> tuple[int, int, bytes, bytes]:
+    """Split a stored blob into (format version, data key version, nonce, ciphertext).
+
+    Raises ValueError when the blob is not well-formed.
+    """
+    _, version, nonce, sealed = _split(blob)
+    return FORMAT_VERSION, version, nonce, sealed
 
 
 def _open(aead: AESGCM, blob: str, context: bytes) -> tuple[int, bytes]:
-    format_version, version, nonce, sealed = read_header(blob)
-    header = _HEADER.pack(format_version, version)
+    header, version, nonce, sealed = _split(blob)
     return version, aead.decrypt(nonce, sealed, header + context)
 
 
@@ -228,11 +240,53 @@ def decrypt_value(data_key: bytes, tenant_id: str, key_name: str, blob: str, ten
     """
     label = tenant_label or tenant_id
     try:
-        version = read_header(blob)[1]
-        _, plaintext = _open(AESGCM(data_key), blob, value_associated_data(tenant_id, key_name, version))
+        header, version, nonce, sealed = _split(blob)
+        plaintext = AESGCM(data_key).decrypt(nonce, sealed, header + value_associated_data(tenant_id, key_name, version))
         return plaintext.decode("utf-8")
     except (InvalidTag, ValueError):
         raise DecryptionError(label, key_name) from None
+
+
+class BulkDecryptor:
+    """The unwrap-and-decrypt step of ``resolve_many``: one key name, many tenants in a row.
+
+    It does what ``unwrap_data_key`` and ``decrypt_value`` do, with the same
+    checks and the same associated data, but builds the parts that every row
+    shares only once. It keeps no key or value between calls.
+    """
+
+    def __init__(self, keyring: Keyring, key_name: str):
+        self.key_name = key_name
+        self._masters = {key_id: keyring.get(key_id) for key_id in keyring.ids}
+        self._master_id_parts = {key_id: _length_prefixed(key_id) for key_id in keyring.ids}
+        self._key_name_part = _length_prefixed(key_name)
+        self._version_parts: dict[int, bytes] = {}
+
+    def _version_part(self, version: int) -> bytes:
+        part = self._version_parts.get(version)
+        if part is None:
+            part = self._version_parts[version] = _length_prefixed(str(version))
+        return part
+
+    def decrypt(self, tenant_id: str, version: int, master_id: str, wrapped: str, blob: str, tenant_label: str) -> str:
+        """Return the plaintext of ``blob``. Raises DecryptionError, labelled with ``tenant_label``, for any failure."""
+        master = self._masters.get(master_id)
+        if master is None:
+            raise DecryptionError(tenant_label, self.key_name)
+
+        tenant_part = _length_prefixed(tenant_id)
+        try:
+            key_header, stored_version, key_nonce, sealed_key = _split(wrapped)
+            key_context = _DATA_KEY_CONTEXT + tenant_part + self._version_part(version) + self._master_id_parts[master_id]
+            data_key = master._aead.decrypt(key_nonce, sealed_key, key_header + key_context)
+            if stored_version != version or len(data_key) != KEY_BYTES:
+                raise DecryptionError(tenant_label, self.key_name)
+
+            header, value_version, nonce, sealed = _split(blob)
+            context = _VALUE_CONTEXT + tenant_part + self._key_name_part + self._version_part(value_version)
+            return AESGCM(data_key).decrypt(nonce, sealed, header + context).decode("utf-8")
+        except (InvalidTag, ValueError):
+            raise DecryptionError(tenant_label, self.key_name) from None
 
 
 class DataKeyCache:
