@@ -22,9 +22,12 @@ def _actor() -> Actor:
     return Actor.for_user(current_user, request.remote_addr)
 
 
-def _fresh_forms(access: TenantAccess) -> dict:
+def _views(access: TenantAccess) -> dict[str, values.SettingView]:
+    return {view.key.name: view for view in values.describe(access.tenant)}
+
+
+def _fresh_forms(views: dict[str, values.SettingView]) -> dict:
     """Build one form per group, filled with the stored plain values and no secret."""
-    views = {view.key.name: view for view in values.describe(access.tenant)}
     forms = {}
     for group in GROUPS:
         form = settings_form_class(group)(formdata=None)
@@ -35,8 +38,7 @@ def _fresh_forms(access: TenantAccess) -> dict:
     return forms
 
 
-def _render(access: TenantAccess, forms: dict, status: int = 200):
-    views = {view.key.name: view for view in values.describe(access.tenant)}
+def _render(access: TenantAccess, forms: dict, views: dict[str, values.SettingView], status: int = 200):
     sections = [
         {
             "group": group,
@@ -57,7 +59,8 @@ def _render(access: TenantAccess, forms: dict, status: int = 200):
 def show(slug: str):
     """Show every setting of the tenant, with secrets masked."""
     access = _access()
-    return _render(access, _fresh_forms(access))
+    views = _views(access)
+    return _render(access, _fresh_forms(views), views)
 
 
 @bp.post("/settings/<group>")
@@ -72,10 +75,11 @@ def save(slug: str, group: str):
     form = settings_form_class(group)()
     changes = collect_changes(form, group, set(request.form)) if form.validate_on_submit() else None
     if changes is None:
-        forms = _fresh_forms(access)
+        views = _views(access)
+        forms = _fresh_forms(views)
         forms[group] = form
         flash(f"{GROUPS[group]} settings were not saved. Correct the fields marked below.", "error")
-        return _render(access, forms, status=400)
+        return _render(access, forms, views, status=400)
 
     actions = values.apply_changes(access.tenant, changes, _actor())
     flash(f"Saved {GROUPS[group]} settings." if actions else f"No {GROUPS[group]} setting changed.")
