@@ -21,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = PROJECT_ROOT / "docs" / "benchmarks.md"
 ANALYSIS = Path(__file__).resolve().parent / "analysis.md"
 # Part names, in the order they run, and the module of each.
-PARTS = {"warm": "bench.warm", "bulk": "bench.bulk", "rotation": "bench.rotation", "http": "bench.http"}
+PARTS = {"warm": "bench.warm", "bulk": "bench.bulk", "rotation": "bench.rotation", "http": "bench.serving"}
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:

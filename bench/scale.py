@@ -18,10 +18,12 @@ class Scale:
     # Part 3: tenants, and the values per tenant of each rotation run.
     rotation_tenants: int = 10_000
     rotation_values: tuple[int, ...] = (8, 32)
-    # Part 4: concurrent clients, and seconds of load per endpoint.
+    # Part 4: concurrent clients, measured seconds per endpoint, split into interleaved segments that each
+    # start with an unmeasured warm-up.
     http_clients: int = 32
     http_seconds: float = 30.0
-    http_warmup_seconds: float = 3.0
+    http_segments: int = 3
+    http_warmup_seconds: float = 1.0
 
 
 FULL = Scale("full")
