@@ -14,6 +14,7 @@ from .databases import sqlite_database
 from .floor import SqliteFloor
 from .measure import sample_throughput
 from .peers import FernetValue, UtilsValue, insert_peer_values
+from .profiling import write_profile
 from .report import Check, PartResult, Table, format_rate, format_ratio
 from .seed import insert_tenants
 
@@ -49,6 +50,7 @@ def run(context: RunContext) -> PartResult:
                 FERNET: lambda: _read_peer(FernetValue),
             }
             rates = sample_throughput(contenders, scale.bulk_passes)
+            write_profile(context.profile_dir, "bulk-resolve-many", _resolve_all)
             floor.close()
             db.session.remove()
             db.engine.dispose()

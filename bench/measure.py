@@ -19,11 +19,12 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
 
 @dataclass(frozen=True)
 class Latency:
-    """Per-call latency of one contender, in microseconds."""
+    """Per-call latency of one contender, in microseconds, overall and as the median of each round."""
 
     median_us: float
     p99_us: float
     samples: int
+    round_medians_us: tuple[float, ...]
 
 
 def sample_latencies(
@@ -43,6 +44,7 @@ def sample_latencies(
     generator = random.Random(seed)
     order = list(contenders)
     samples: dict[str, list[int]] = {name: [] for name in contenders}
+    round_medians: dict[str, list[float]] = {name: [] for name in contenders}
     position = 0
     for _ in range(rounds):
         indexes = [(position + offset) % inputs for offset in range(calls_per_round)]
@@ -52,16 +54,27 @@ def sample_latencies(
             call = contenders[name]
             timings = samples[name]
             gc.collect()
+            round_timings = []
             for index in indexes:
                 started = time.perf_counter_ns()
                 call(index)
-                timings.append(time.perf_counter_ns() - started)
+                round_timings.append(time.perf_counter_ns() - started)
+            timings += round_timings
+            round_medians[name].append(percentile(sorted(round_timings), 0.5) / 1000)
 
     results = {}
     for name, timings in samples.items():
         timings.sort()
-        results[name] = Latency(percentile(timings, 0.5) / 1000, percentile(timings, 0.99) / 1000, len(timings))
+        results[name] = Latency(
+            percentile(timings, 0.5) / 1000, percentile(timings, 0.99) / 1000, len(timings), tuple(round_medians[name]),
+        )
     return results
+
+
+def ratio_range(numerators: Sequence[float], denominators: Sequence[float]) -> tuple[float, float]:
+    """Return the smallest and largest ratio of paired values, such as two contenders' medians in the same rounds."""
+    ratios = [numerator / denominator for numerator, denominator in zip(numerators, denominators)]
+    return min(ratios), max(ratios)
 
 
 @dataclass(frozen=True)

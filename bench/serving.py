@@ -22,6 +22,7 @@ from tenant_config.extensions import db
 from .context import RunContext
 from .databases import POSTGRESQL, SQLITE, BenchDatabase, bench_database
 from .loadgen import LoadResult, Login, Request, log_in, run_load, send
+from .profiling import profile_settings_page
 from .report import Check, PartResult, Table, format_rate, format_ratio
 
 HOST = "127.0.0.1"
@@ -33,6 +34,8 @@ PASSWORD_HASH_METHOD = "scrypt:1024:8:1"
 WORKERS = 2 * (os.cpu_count() or 1) + 1
 START_TIMEOUT_SECONDS = 30.0
 MIN_THROUGHPUT_SHARE = 0.25
+# Requests per profiled path with --profile.
+PROFILE_REQUESTS = 300
 
 FLOOR = "floor: bare Flask endpoint, static template"
 
@@ -53,14 +56,23 @@ def run(context: RunContext) -> PartResult:
     backends = [SQLITE] + ([] if context.postgres_unavailable else [POSTGRESQL])
     with ExitStack() as stack:
         floor = stack.enter_context(_gunicorn("bench.floor_app:app", {}, context.workdir / "floor.log"))
-        products = {}
+        products, databases = {}, {}
         for backend in backends:
-            database = stack.enter_context(bench_database(backend, context.workdir))
+            database = databases[backend] = stack.enter_context(bench_database(backend, context.workdir))
             slugs = _seed(database, scale.http_clients)
             products[backend] = stack.enter_context(
                 _gunicorn("app:app", database.environment(), context.workdir / f"product-{backend}.log")
             )
         results, cpu = asyncio.run(_measure(floor, products, slugs, scale))
+        if context.profile_dir is not None:
+            # In-process, on the first database, after the load: the servers' own processes are not profiled.
+            profile_app = databases[backends[0]].app()
+            profile_settings_page(
+                context.profile_dir, profile_app, f"admin@{slugs[0]}.example", PASSWORD, slugs[0], PROFILE_REQUESTS,
+            )
+            with profile_app.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
     floor_result = results[FLOOR]
     table = Table([
