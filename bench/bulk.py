@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from sqlalchemy import select
 
+from tenant_config import resolver
+from tenant_config.crypto import BulkDecryptor
+from tenant_config.datakeys import keyring
 from tenant_config.extensions import db
 from tenant_config.resolver import resolve_many
 from tenant_config.secret import Secret
@@ -23,6 +26,8 @@ RESOLVER = "product: `resolve_many(key)`"
 FLOOR = "floor: `sqlite3` scan + one AES-GCM decrypt per value"
 UTILS = "sqlalchemy-utils `StringEncryptedType(AesGcmEngine)` via ORM"
 FERNET = "Fernet token decrypted on load via ORM"
+QUERY_ONLY = "diagnostic: `resolve_many`'s SELECT alone, rows fetched via SQLAlchemy Core"
+DECRYPT_ONLY = "diagnostic: `BulkDecryptor` alone, on rows already in memory"
 
 MIN_VALUES_PER_SECOND = 300_000
 # Rows per batch for the peers' ORM reads. SQLAlchemy's ORM querying guide (2.x) recommends yield_per for
@@ -43,11 +48,16 @@ def run(context: RunContext) -> PartResult:
 
             _check_resolver(tenants)
             floor = SqliteFloor(database.url.removeprefix("sqlite:///"), tenants)
+            rows = _fetch_rows()
+            decryptor = BulkDecryptor(keyring(), KEY_NAME)
             contenders = {
                 RESOLVER: _resolve_all,
                 FLOOR: lambda: floor.resolve_all(KEY_NAME),
                 UTILS: lambda: _read_peer(UtilsValue),
                 FERNET: lambda: _read_peer(FernetValue),
+                # Timed with the others, to split the resolver's time between the database and the crypto.
+                QUERY_ONLY: lambda: len(_fetch_rows()),
+                DECRYPT_ONLY: lambda: _decrypt_rows(decryptor, rows),
             }
             rates = sample_throughput(contenders, scale.bulk_passes)
             write_profile(context.profile_dir, "bulk-resolve-many", _resolve_all)
@@ -57,7 +67,7 @@ def run(context: RunContext) -> PartResult:
 
     floor_rate = rates[FLOOR].per_second
     table = Table(["contender", "values/s (median pass)", "÷ floor", "every pass, values/s"])
-    for name in (FLOOR, RESOLVER, UTILS, FERNET):
+    for name in (FLOOR, RESOLVER, UTILS, FERNET, QUERY_ONLY, DECRYPT_ONLY):
         rate = rates[name]
         table.rows.append([
             name, format_rate(rate.per_second), format_ratio(rate.per_second / floor_rate),
@@ -87,6 +97,20 @@ def _resolve_all() -> int:
             raise AssertionError(f"resolve_many reported {value!r}")
         count += 1
     return count
+
+
+def _fetch_rows() -> list:
+    statement = resolver._ALL_WITH_KEY.execution_options(yield_per=resolver._FETCH_ROWS)
+    rows = []
+    for partition in resolver._execute(statement, {"key_name": KEY_NAME}).partitions():
+        rows += partition
+    return rows
+
+
+def _decrypt_rows(decryptor: BulkDecryptor, rows: list) -> int:
+    for slug, tenant_id, stored, version, master_key_id, wrapped_key in rows:
+        decryptor.decrypt(tenant_id, version, master_key_id, wrapped_key, stored, slug)
+    return len(rows)
 
 
 def _read_peer(model) -> int:
