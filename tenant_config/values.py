@@ -98,9 +98,11 @@ def apply_changes(tenant: Tenant, changes: dict[str, str | None], actor: Actor) 
             continue
         actions[name] = _store(tenant, key, row, value, actor)
 
+    # Read the slug before the commit, because the commit expires the tenant and a later read costs a query.
+    slug = tenant.slug
     db.session.commit()
     for name, action in actions.items():
-        logger.info("Config %s %s for tenant %s by %s", name, action, tenant.slug, actor.label)
+        logger.info("Config %s %s for tenant %s by %s", name, action, slug, actor.label)
     return actions
 
 
