@@ -29,7 +29,7 @@ $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@
 
-# Not part of `make test`: takes about 10 minutes and needs PostgreSQL on 127.0.0.1:5432 for its PostgreSQL lines.
+# Not part of `make test`: takes about 6 minutes on 2 cores, and needs PostgreSQL on 127.0.0.1:5432 for its PostgreSQL lines.
 # Pass options with `make bench BENCH_ARGS="--parts warm,bulk"`; see `python -m bench --help`.
 bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
