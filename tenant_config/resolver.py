@@ -113,7 +113,8 @@ def resolve(tenant: Tenant | str, key_name: str) -> Secret | str:
 
     A plain key that is not set returns its default. Raises UnknownKeyError,
     TenantNotFoundError, KeyNotSetError, or DecryptionError when the stored
-    value cannot be decrypted. Runs one query.
+    value cannot be decrypted. Runs one query, after the refresh that an
+    expired ``Tenant`` object does by itself when its id is read.
     """
     key = get_key(key_name)
     if isinstance(tenant, Tenant):
