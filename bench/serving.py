@@ -74,7 +74,14 @@ def run(context: RunContext) -> PartResult:
                 db.session.remove()
                 db.engine.dispose()
 
-    floor_result = results[FLOOR]
+    return PartResult(
+        "4. HTTP under gunicorn", _setup(context, backends), [_table(results, cpu)], _checks(results, backends),
+        time.perf_counter() - started,
+    )
+
+
+def _table(results: dict[str, LoadResult], cpu: dict[str, CpuTime]) -> Table:
+    floor = results[FLOOR]
     table = Table([
         "endpoint", "requests/s", "÷ floor", "p50 ms", "p99 ms", "requests", "errors",
         "server CPU ms/request", "client CPU ms/request",
@@ -83,38 +90,46 @@ def run(context: RunContext) -> PartResult:
         errors = ", ".join(f"{count} {kind}" for kind, count in result.errors.most_common()) or "0"
         completed = max(1, result.completed)
         table.rows.append([
-            name, format_rate(result.per_second), format_ratio(result.per_second / floor_result.per_second),
+            name, format_rate(result.per_second), format_ratio(result.per_second / floor.per_second),
             f"{result.latency_ms(0.5):.1f}", f"{result.latency_ms(0.99):.1f}", f"{result.requests:,}", errors,
             f"{cpu[name].server / completed * 1000:.2f}", f"{cpu[name].client / completed * 1000:.2f}",
         ])
+    return table
 
+
+def _checks(results: dict[str, LoadResult], backends: list[str]) -> list[Check]:
+    floor = results[FLOOR]
     checks = []
     for backend in backends:
         settings = results[_settings_name(backend)]
-        share = settings.per_second / floor_result.per_second
+        share = settings.per_second / floor.per_second
         error_count = sum(settings.errors.values())
         checks.append(Check.compare(
             f"settings page under load, {_label(backend)}",
             f"at least {MIN_THROUGHPUT_SHARE:.0%} of the floor's requests/s, zero errors",
-            f"{share:.0%} ({format_rate(settings.per_second)} vs {format_rate(floor_result.per_second)} requests/s),"
+            f"{share:.0%} ({format_rate(settings.per_second)} vs {format_rate(floor.per_second)} requests/s),"
             f" {error_count} errors",
             share >= MIN_THROUGHPUT_SHARE and error_count == 0,
         ))
+    return checks
 
-    setup = (
-        f"gunicorn {_gunicorn_version()} with {WORKERS} sync workers per app (2 per core, plus 1), each app on 127.0.0.1 with a"
-        " port the kernel picked. The product runs twice, on SQLite and on PostgreSQL"
-        + (f" (PostgreSQL skipped: {context.postgres_unavailable})" if context.postgres_unavailable else "")
-        + f". {scale.http_clients} concurrent clients from an asyncio load generator in the benchmark's own process, each"
-        " logged in once through the real /login form as the admin of its own tenant, whose every setting is stored."
-        f" Every request opens a new connection. Each endpoint gets {scale.http_seconds:g} s of measured load in"
-        f" {scale.http_segments} segments, interleaved with the other endpoints in a shuffled order, and each segment starts"
-        f" with {scale.http_warmup_seconds:g} s of unmeasured warm-up. A save posts a new Stripe secret key with the form's"
-        " CSRF token and counts when it gets its 302 redirect, which the client does not follow. The product logs each save"
-        " at INFO, as in production. Server CPU is that of the gunicorn processes, read from /proc, and leaves out"
+
+def _setup(context: RunContext, backends: list[str]) -> str:
+    scale = context.scale
+    databases = " and on ".join(_label(backend) for backend in backends)
+    skipped = f" (PostgreSQL skipped: {context.postgres_unavailable})" if context.postgres_unavailable else ""
+    return (
+        f"gunicorn {_gunicorn_version()} with {WORKERS} sync workers per app (2 per core, plus 1), each app on 127.0.0.1 with"
+        f" a port the kernel picked. The product runs on {databases}{skipped}. {scale.http_clients} concurrent clients"
+        " from an asyncio load generator in the benchmark's own process, each logged in once through the real /login form"
+        " as the admin of its own tenant, whose every setting is stored. Every request opens a new connection. Each"
+        f" endpoint gets {scale.http_seconds:g} s of measured load in {scale.http_segments} segments, interleaved with the"
+        " other endpoints in a shuffled order, and each segment starts with"
+        f" {scale.http_warmup_seconds:g} s of unmeasured warm-up. A save posts a new Stripe secret key with the form's"
+        " CSRF token and counts when it gets its 302 redirect, which the client does not follow. The product logs each"
+        " save at INFO, as in production. Server CPU is that of the gunicorn processes, read from /proc, and leaves out"
         " PostgreSQL's own processes. Client CPU is that of the load generator."
     )
-    return PartResult("4. HTTP under gunicorn", setup, [table], checks, time.perf_counter() - started)
 
 
 def _label(backend: str) -> str:
