@@ -13,7 +13,7 @@ from tenant_config.resolver import resolve
 from .context import RunContext
 from .databases import sqlite_database
 from .floor import SqliteFloor
-from .measure import ratio_range, sample_latencies
+from .measure import Latency, ratio_range, sample_latencies
 from .peers import FernetValue, UtilsValue, insert_peer_values
 from .profiling import write_profile
 from .report import Check, PartResult, Table, format_ratio, format_us
@@ -64,17 +64,35 @@ def run(context: RunContext) -> PartResult:
             db.session.remove()
             db.engine.dispose()
 
-    floor_median = latencies[FLOOR].median_us
+    setup = (
+        f"SQLite file, {scale.warm_tenants:,} tenants with one `{KEY_NAME}` each, read in turn so that every data key"
+        f" stays in the resolver's cache. {scale.warm_rounds} interleaved rounds of {scale.warm_calls_per_round} timed calls"
+        " per contender, after one untimed pass. The resolver takes the slug and runs its own tenant lookup. The floor and the"
+        " peers take the tenant id. The peers read `select(Model).where(tenant_id, key)` through the same Flask-SQLAlchemy"
+        " session, one application-wide key each. The last column shows how far the ratio moved between rounds of the"
+        " same run."
+    )
+    return PartResult(
+        "1. Resolving one secret, warm", setup, [_table(latencies)], _checks(latencies), time.perf_counter() - started,
+    )
+
+
+def _table(latencies: dict[str, Latency]) -> Table:
+    floor = latencies[FLOOR]
     table = Table(["contender", "median µs", "p99 µs", "median ÷ floor", "p99 ÷ floor", "median ÷ floor, range over rounds"])
     for name in (FLOOR, RESOLVER, UTILS, FERNET, QUERY_ONLY):
         latency = latencies[name]
-        low, high = ratio_range(latency.round_medians_us, latencies[FLOOR].round_medians_us)
+        low, high = ratio_range(latency.round_medians_us, floor.round_medians_us)
         table.rows.append([
             name, format_us(latency.median_us), format_us(latency.p99_us),
-            format_ratio(latency.median_us / floor_median), format_ratio(latency.p99_us / latencies[FLOOR].p99_us),
+            format_ratio(latency.median_us / floor.median_us), format_ratio(latency.p99_us / floor.p99_us),
             f"{format_ratio(low)} to {format_ratio(high)}",
         ])
+    return table
 
+
+def _checks(latencies: dict[str, Latency]) -> list[Check]:
+    floor_median = latencies[FLOOR].median_us
     resolver_median = latencies[RESOLVER].median_us
     checks = [Check.compare(
         "warm resolve vs floor", f"median at most {MAX_FLOOR_RATIO:g}× the floor",
@@ -89,16 +107,7 @@ def run(context: RunContext) -> PartResult:
             f" ({format_us(peer_median)} µs vs {format_us(resolver_median)} µs)",
             peer_median >= MIN_PEER_RATIO * resolver_median,
         ))
-
-    setup = (
-        f"SQLite file, {scale.warm_tenants:,} tenants with one `{KEY_NAME}` each, read in turn so that every data key"
-        f" stays in the resolver's cache. {scale.warm_rounds} interleaved rounds of {scale.warm_calls_per_round} timed calls"
-        " per contender, after one untimed pass. The resolver takes the slug and runs its own tenant lookup. The floor and the"
-        " peers take the tenant id. The peers read `select(Model).where(tenant_id, key)` through the same Flask-SQLAlchemy"
-        " session, one application-wide key each. The last column shows how far the ratio moved between rounds of the"
-        " same run."
-    )
-    return PartResult("1. Resolving one secret, warm", setup, [table], checks, time.perf_counter() - started)
+    return checks
 
 
 def _read_peer(model, tenant_id: str) -> str:
