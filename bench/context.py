@@ -1,4 +1,4 @@
-"""What every part of a benchmark run gets: where to put files, how much work to do, and which databases are reachable."""
+"""The run context that every part of the benchmark gets: its folder, its scale and the reachable databases."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .scale import Scale
 class RunContext:
     workdir: Path
     scale: Scale
-    # Why PostgreSQL cannot be used in this run, or None when it accepts connections.
+    # The reason PostgreSQL cannot be used in this run, or None when it accepts connections.
     postgres_unavailable: str | None
     # Folder for pyinstrument reports of the hot paths, or None to skip profiling.
     profile_dir: Path | None = None
