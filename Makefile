@@ -1,10 +1,11 @@
-# `make run` serves the demo on http://127.0.0.1:5000; `make test` runs the whole suite.
+# `make run` serves the demo on http://127.0.0.1:5000; `make test` runs the whole suite;
+# `make bench` measures the product against its baselines and writes docs/benchmarks.md.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run serve test install clean dev-sinks
+.PHONY: run serve test install bench clean dev-sinks
 WORKERS ?= 4
 BIND ?= 127.0.0.1:8000
 
@@ -35,6 +36,15 @@ dev-sinks: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# Not part of `make test`: takes about 6 minutes on 2 cores, and needs PostgreSQL on 127.0.0.1:5432 for its PostgreSQL lines.
+# Pass options with `make bench BENCH_ARGS="--parts warm,bulk"`; see `python -m bench --help`.
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -28,11 +28,11 @@ def tenant_for_current_user(slug: str) -> TenantAccess:
     A tenant that does not exist and one that the user is not a member of give
     the same 404, so tenant slugs cannot be enumerated.
     """
-    tenant = accounts.find_tenant(slug)
-    membership = accounts.membership_of(current_user, tenant) if tenant is not None else None
-    if membership is None:
+    found = accounts.tenant_and_role(current_user, slug)
+    if found is None:
         abort(404)
-    return TenantAccess(tenant=tenant, role=membership.role)
+    tenant, role = found
+    return TenantAccess(tenant=tenant, role=role)
 
 
 def require_admin(access: TenantAccess) -> None:

@@ -145,6 +145,17 @@ def membership_of(user: User, tenant: Tenant) -> Membership | None:
     ).first()
 
 
+def tenant_and_role(user: User, slug: str) -> tuple[Tenant, str] | None:
+    """Return the tenant with this slug and the user's role in it, or None when either is missing, in one query."""
+    if not SLUG_PATTERN.fullmatch(slug):
+        return None
+    row = db.session.execute(
+        select(Tenant, Membership.role).join(Membership, Membership.tenant_id == Tenant.id)
+        .where(Tenant.slug == slug, Membership.user_id == user.id)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def tenants_of(user: User) -> list[tuple[Tenant, str]]:
     rows = db.session.execute(
         select(Tenant, Membership.role).join(Membership, Membership.tenant_id == Tenant.id)

@@ -29,8 +29,12 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 FORMAT_VERSION = 1
 _HEADER = struct.Struct(">BI")
+_LENGTH = struct.Struct(">I")
 _TAG_BYTES = 16
-_MIN_BLOB_BYTES = _HEADER.size + NONCE_BYTES + _TAG_BYTES
+_NONCE_END = _HEADER.size + NONCE_BYTES
+_MIN_BLOB_BYTES = _NONCE_END + _TAG_BYTES
+# binascii.a2b_base64 after this table is what base64.urlsafe_b64decode runs in CPython 3.11, minus two wrapper calls.
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 NonceFactory = Callable[[], bytes]
 
@@ -134,16 +138,20 @@ def _length_prefixed(*parts: str | bytes) -> bytes:
     out = bytearray()
     for part in parts:
         data = part.encode("utf-8") if isinstance(part, str) else part
-        out += struct.pack(">I", len(data)) + data
+        out += _LENGTH.pack(len(data)) + data
     return bytes(out)
 
 
+_VALUE_CONTEXT = _length_prefixed(b"tenant-config value")
+_DATA_KEY_CONTEXT = _length_prefixed(b"tenant-config data key")
+
+
 def value_associated_data(tenant_id: str, key_name: str, version: int) -> bytes:
-    return _length_prefixed(b"tenant-config value", tenant_id, key_name, str(version))
+    return _VALUE_CONTEXT + _length_prefixed(tenant_id, key_name, str(version))
 
 
 def data_key_associated_data(tenant_id: str, version: int, master_id: str) -> bytes:
-    return _length_prefixed(b"tenant-config data key", tenant_id, str(version), master_id)
+    return _DATA_KEY_CONTEXT + _length_prefixed(tenant_id, str(version), master_id)
 
 
 def _seal(aead: AESGCM, version: int, plaintext: bytes, context: bytes, nonce: bytes) -> str:
@@ -152,13 +160,13 @@ def _seal(aead: AESGCM, version: int, plaintext: bytes, context: bytes, nonce: b
     return base64.urlsafe_b64encode(header + nonce + sealed).decode("ascii")
 
 
-def read_header(blob: str) -> tuple[int, int, bytes, bytes]:
-    """Split a stored blob into (format version, data key version, nonce, ciphertext).
+def _split(blob: str) -> tuple[bytes, int, bytes, bytes]:
+    """Split a stored blob into (header bytes, data key version, nonce, ciphertext), decoding it once.
 
     Raises ValueError when the blob is not well-formed.
     """
     try:
-        raw = base64.urlsafe_b64decode(blob.encode("ascii"))
+        raw = binascii.a2b_base64(blob.encode("ascii").translate(_URLSAFE_TO_STANDARD))
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise ValueError("not base64") from None
 
@@ -168,14 +176,20 @@ def read_header(blob: str) -> tuple[int, int, bytes, bytes]:
     format_version, version = _HEADER.unpack_from(raw)
     if format_version != FORMAT_VERSION:
         raise ValueError(f"unknown format version {format_version}")
+    return raw[:_HEADER.size], version, raw[_HEADER.size:_NONCE_END], raw[_NONCE_END:]
 
-    nonce_end = _HEADER.size + NONCE_BYTES
-    return format_version, version, raw[_HEADER.size:nonce_end], raw[nonce_end:]
+
+def read_header(blob: str) -> tuple[int, int, bytes, bytes]:
+    """Split a stored blob into (format version, data key version, nonce, ciphertext).
+
+    Raises ValueError when the blob is not well-formed.
+    """
+    _, version, nonce, sealed = _split(blob)
+    return FORMAT_VERSION, version, nonce, sealed
 
 
 def _open(aead: AESGCM, blob: str, context: bytes) -> tuple[int, bytes]:
-    format_version, version, nonce, sealed = read_header(blob)
-    header = _HEADER.pack(format_version, version)
+    header, version, nonce, sealed = _split(blob)
     return version, aead.decrypt(nonce, sealed, header + context)
 
 
@@ -233,11 +247,63 @@ def decrypt_value(data_key: bytes, tenant_id: str, key_name: str, blob: str, ten
     """
     label = tenant_label or tenant_id
     try:
-        version = read_header(blob)[1]
-        _, plaintext = _open(AESGCM(data_key), blob, value_associated_data(tenant_id, key_name, version))
+        header, version, nonce, sealed = _split(blob)
+        plaintext = AESGCM(data_key).decrypt(nonce, sealed, header + value_associated_data(tenant_id, key_name, version))
         return plaintext.decode("utf-8")
     except (InvalidTag, ValueError):
         raise DecryptionError(label, key_name) from None
+
+
+class BulkDecryptor:
+    """The unwrap-and-decrypt step of ``resolve_many``: one key name, many tenants in a row.
+
+    It does what ``unwrap_data_key`` and ``decrypt_value`` do, with the same
+    checks and the same associated data, but builds the parts that every row
+    shares only once and parses blobs inline, because it runs once per tenant.
+    It keeps no key or value between calls.
+    """
+
+    def __init__(self, keyring: Keyring, key_name: str):
+        self.key_name = key_name
+        self._master_aeads = {key_id: keyring.get(key_id)._aead for key_id in keyring.ids}
+        self._key_name_part = _length_prefixed(key_name)
+        # The associated data after the tenant id: per (data key version, master key id) for
+        # data keys, and per data key version for values.
+        self._data_key_suffixes: dict[tuple[int, str], bytes] = {}
+        self._value_suffixes: dict[int, bytes] = {}
+
+    def decrypt(self, tenant_id: str, version: int, master_id: str, wrapped: str, blob: str, tenant_label: str) -> str:
+        """Return the plaintext of ``blob``. Raises DecryptionError, labelled with ``tenant_label``, for any failure."""
+        master_aead = self._master_aeads.get(master_id)
+        if master_aead is None:
+            raise DecryptionError(tenant_label, self.key_name)
+
+        tenant = tenant_id.encode("utf-8")
+        tenant_part = _LENGTH.pack(len(tenant)) + tenant
+        try:
+            # The same checks as _split, on the wrapped data key and then on the value.
+            raw_key = binascii.a2b_base64(wrapped.encode("ascii").translate(_URLSAFE_TO_STANDARD))
+            if len(raw_key) < _MIN_BLOB_BYTES or raw_key[0] != FORMAT_VERSION:
+                raise ValueError("malformed data key")
+            suffix = self._data_key_suffixes.get((version, master_id))
+            if suffix is None:
+                suffix = self._data_key_suffixes[version, master_id] = _length_prefixed(str(version), master_id)
+            context = raw_key[:_HEADER.size] + _DATA_KEY_CONTEXT + tenant_part + suffix
+            data_key = master_aead.decrypt(raw_key[_HEADER.size:_NONCE_END], raw_key[_NONCE_END:], context)
+            if int.from_bytes(raw_key[1:_HEADER.size], "big") != version or len(data_key) != KEY_BYTES:
+                raise ValueError("data key of another version")
+
+            raw = binascii.a2b_base64(blob.encode("ascii").translate(_URLSAFE_TO_STANDARD))
+            if len(raw) < _MIN_BLOB_BYTES or raw[0] != FORMAT_VERSION:
+                raise ValueError("malformed value")
+            value_version = int.from_bytes(raw[1:_HEADER.size], "big")
+            suffix = self._value_suffixes.get(value_version)
+            if suffix is None:
+                suffix = self._value_suffixes[value_version] = self._key_name_part + _length_prefixed(str(value_version))
+            context = raw[:_HEADER.size] + _VALUE_CONTEXT + tenant_part + suffix
+            return AESGCM(data_key).decrypt(raw[_HEADER.size:_NONCE_END], raw[_NONCE_END:], context).decode("utf-8")
+        except (InvalidTag, ValueError):
+            raise DecryptionError(tenant_label, self.key_name) from None
 
 
 class DataKeyCache:

@@ -24,9 +24,12 @@ def _actor() -> Actor:
     return Actor.for_user(current_user, request.remote_addr)
 
 
-def _fresh_forms(access: TenantAccess) -> dict:
+def _views(access: TenantAccess) -> dict[str, values.SettingView]:
+    return {view.key.name: view for view in values.describe(access.tenant)}
+
+
+def _fresh_forms(views: dict[str, values.SettingView]) -> dict:
     """Build one form per group, filled with the stored plain values and no secret."""
-    views = {view.key.name: view for view in values.describe(access.tenant)}
     forms = {}
     for group in GROUPS:
         form = settings_form_class(group)(formdata=None)
@@ -46,8 +49,10 @@ def _row_versions(group: str, views: dict) -> str:
     return json.dumps(versions)
 
 
-def _render(access: TenantAccess, forms: dict, status: int = 200, kept_versions: dict[str, str] | None = None):
-    views = {view.key.name: view for view in values.describe(access.tenant)}
+def _render(
+    access: TenantAccess, forms: dict, views: dict[str, values.SettingView], status: int = 200,
+    kept_versions: dict[str, str] | None = None,
+):
     sections = [
         {
             "group": group,
@@ -61,7 +66,7 @@ def _render(access: TenantAccess, forms: dict, status: int = 200, kept_versions:
         }
         for group, label in GROUPS.items()
     ]
-    stored = integrations.stored_keys(access.tenant)
+    stored = {name for name, view in views.items() if view.is_set}
     last_tests = checks.last_tests(access.tenant)
     readiness = {
         group: {
@@ -91,11 +96,12 @@ def _ask_for_bound_secrets(form, access: TenantAccess, changes: dict) -> bool:
 def _rejected(access: TenantAccess, group: str, form, status: int):
     """Show the page again with the admin's input. After invalid input the form keeps the versions it
     was first rendered with, so that a later save still detects a change made meanwhile."""
-    forms = _fresh_forms(access)
+    views = _views(access)
+    forms = _fresh_forms(views)
     forms[group] = form
     flash(f"{GROUPS[group]} settings were not saved. Correct the fields marked below.", "error")
     kept_versions = {group: request.form["row_versions"]} if status == 400 and "row_versions" in request.form else {}
-    return _render(access, forms, status=status, kept_versions=kept_versions)
+    return _render(access, forms, views, status=status, kept_versions=kept_versions)
 
 
 def _expected_versions() -> dict[str, int] | None:
@@ -132,7 +138,8 @@ def _mark_conflict(form, conflict: values.ConflictError) -> None:
 def show(slug: str):
     """Show every setting of the tenant, with secrets masked."""
     access = _access()
-    return _render(access, _fresh_forms(access))
+    views = _views(access)
+    return _render(access, _fresh_forms(views), views)
 
 
 @bp.post("/settings/<group>")

@@ -183,6 +183,8 @@ def apply_changes(
     deleted the data key just read) is retried on fresh rows, up to
     MAX_WRITE_ATTEMPTS times, and the version check then sees the other write.
     """
+    # Read the slug before the commit, because the commit expires the tenant and a later read costs a query.
+    slug = tenant.slug
     for attempt in range(1, MAX_WRITE_ATTEMPTS + 1):
         try:
             actions = _write_changes(tenant, changes, actor, expected_versions)
@@ -195,10 +197,10 @@ def apply_changes(
             db.session.rollback()
             if attempt == MAX_WRITE_ATTEMPTS:
                 raise
-            logger.info("Config save for tenant %s conflicted with a concurrent write, attempt %s; retrying", tenant.slug, attempt)
+            logger.info("Config save for tenant %s conflicted with a concurrent write, attempt %s; retrying", slug, attempt)
 
     for name, action in actions.items():
-        logger.info("Config %s %s for tenant %s by %s", name, action, tenant.slug, actor.label)
+        logger.info("Config %s %s for tenant %s by %s", name, action, slug, actor.label)
     return actions
 
 

@@ -5,7 +5,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tenant_config.crypto import (
-    DataKeyCache, DecryptionError, Keyring, KeyFormatError, MasterKey, decrypt_value, encrypt_value,
+    BulkDecryptor, DataKeyCache, DecryptionError, Keyring, KeyFormatError, MasterKey, decrypt_value, encrypt_value,
     generate_master_key, master_key_id, new_data_key, parse_master_key, unwrap_data_key,
     value_associated_data, wrap_data_key,
 )
@@ -152,3 +152,50 @@ def test_data_key_cache_is_bounded_lru():
     assert cache.get("a", 1, "wa") == b"A" * 32
     assert cache.get("a", 1, "other-wrapping") is None
     assert "A" * 8 not in repr(cache)
+
+
+def _bulk_fixture():
+    master = MasterKey(parse_master_key(generate_master_key()))
+    data_key = new_data_key()
+    wrapped = wrap_data_key(master, TENANT_A, 3, data_key)
+    blob = encrypt_value(data_key, TENANT_A, "smtp.password", 3, "pässword")
+    return master, wrapped, blob
+
+
+def test_bulk_decryptor_reads_what_product_writes():
+    master, wrapped, blob = _bulk_fixture()
+    other = MasterKey(parse_master_key(generate_master_key()))
+    decryptor = BulkDecryptor(Keyring(other, [master]), "smtp.password")
+
+    assert decryptor.decrypt(TENANT_A, 3, master.id, wrapped, blob, "acme") == "pässword"
+    assert decryptor.decrypt(TENANT_A, 3, master.id, wrapped, blob, "acme") == "pässword"
+
+
+@pytest.mark.parametrize("change", [
+    "other tenant", "other key name", "other data key version", "unknown master key", "flipped value byte",
+    "flipped data key byte", "malformed value", "malformed data key",
+])
+def test_bulk_decryptor_fails_like_single_path(change):
+    master, wrapped, blob = _bulk_fixture()
+    tenant, key_name, version, master_id = TENANT_A, "smtp.password", 3, master.id
+    if change == "other tenant":
+        tenant = TENANT_B
+    elif change == "other key name":
+        key_name = "stripe.secret_key"
+    elif change == "other data key version":
+        version = 4
+    elif change == "unknown master key":
+        master_id = "0" * 16
+    elif change == "flipped value byte":
+        blob = _flip(blob, -1)
+    elif change == "flipped data key byte":
+        wrapped = _flip(wrapped, 20)
+    elif change == "malformed value":
+        blob = "!!!"
+    elif change == "malformed data key":
+        wrapped = "AAAA"
+
+    decryptor = BulkDecryptor(Keyring(master), key_name)
+    with pytest.raises(DecryptionError) as raised:
+        decryptor.decrypt(tenant, version, master_id, wrapped, blob, "acme")
+    assert str(raised.value) == f"cannot decrypt {key_name!r} for tenant 'acme'"
