@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run serve test install bench clean dev-sinks
+.PHONY: run serve test install bench loadtest clean dev-sinks
 WORKERS ?= 4
 BIND ?= 127.0.0.1:8000
 
@@ -45,6 +45,11 @@ $(BIN)/.bench-installed: $(BIN)/.installed requirements-bench.txt
 # Pass options with `make bench BENCH_ARGS="--parts warm,bulk"`; see `python -m bench --help`.
 bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Not part of `make test`: logins, settings pages and saves against gunicorn with PostgreSQL for 30 s;
+# exits 1 on any error. Options: `make loadtest LOADTEST_ARGS="--seconds 60 --clients 32 --database sqlite"`.
+loadtest: install
+	$(BIN)/python -m bench.loadtest $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

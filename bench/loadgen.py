@@ -145,7 +145,8 @@ async def log_in(host: str, port: int, email: str, password: str, settings_path:
     settings = await send(host, port, Request("GET", settings_path, cookie))
     if settings.status != 200:
         raise ProtocolError(f"GET {settings_path} for {email} returned {settings.status}")
-    return Login(cookie, csrf_token(settings.body))
+    # Login starts a fresh session, so the first page that renders a form stores a new CSRF token in it.
+    return Login(session_cookie(settings) or cookie, csrf_token(settings.body))
 
 
 @dataclass

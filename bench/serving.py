@@ -55,13 +55,13 @@ def run(context: RunContext) -> PartResult:
     scale = context.scale
     backends = [SQLITE] + ([] if context.postgres_unavailable else [POSTGRESQL])
     with ExitStack() as stack:
-        floor = stack.enter_context(_gunicorn("bench.floor_app:app", {}, context.workdir / "floor.log"))
+        floor = stack.enter_context(gunicorn_server("bench.floor_app:app", {}, context.workdir / "floor.log"))
         products, databases = {}, {}
         for backend in backends:
             database = databases[backend] = stack.enter_context(bench_database(backend, context.workdir))
-            slugs = _seed(database, scale.http_clients)
+            slugs = seed_tenants(database, scale.http_clients)
             products[backend] = stack.enter_context(
-                _gunicorn("app:app", database.environment(), context.workdir / f"product-{backend}.log")
+                gunicorn_server("app:app", database.environment(), context.workdir / f"product-{backend}.log")
             )
         results, cpu = asyncio.run(_measure(floor, products, slugs, scale))
         if context.profile_dir is not None:
@@ -144,7 +144,7 @@ def _save_name(backend: str) -> str:
     return f"save on {_label(backend)}, POST `/t/<slug>/settings/stripe`"
 
 
-def _seed(database: BenchDatabase, count: int) -> list[str]:
+def seed_tenants(database: BenchDatabase, count: int) -> list[str]:
     """Create one tenant per client, through the product's own functions, with an admin and every setting stored."""
     app = database.app(PASSWORD_HASH_METHOD=PASSWORD_HASH_METHOD)
     slugs = []
@@ -216,7 +216,7 @@ def _own_cpu_seconds() -> float:
 
 
 @contextmanager
-def _gunicorn(app_spec: str, environment: dict[str, str], log_path: Path) -> Iterator[Server]:
+def gunicorn_server(app_spec: str, environment: dict[str, str], log_path: Path) -> Iterator[Server]:
     """Serve ``app_spec`` with gunicorn on a loopback socket bound here, and yield it. Stops the server afterwards."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind((HOST, 0))
