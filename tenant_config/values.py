@@ -181,7 +181,7 @@ def apply_changes(
     ConflictError and nothing is saved. A write that collides with a
     concurrent one (two first saves of one key, or a tenant key rotation that
     deleted the data key just read) is retried on fresh rows, up to
-    MAX_WRITE_ATTEMPTS times, and the version check then sees the other write.
+    MAX_WRITE_ATTEMPTS times, and the version check then detects the other write.
     """
     # Read the slug before the commit, because the commit expires the tenant and a later read costs a query.
     slug = tenant.slug
