@@ -69,6 +69,7 @@ def _init_extensions(app: Flask) -> None:
     from .access import load_tenant_access
     from .crypto import DataKeyCache
     from .extensions import csrf, db, limiter, login_manager, migrate
+    from .usage import UsageRecorder
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
@@ -87,6 +88,7 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
 
     app.extensions["tenant_config.data_key_cache"] = DataKeyCache(app.config["DATA_KEY_CACHE_SIZE"])
+    app.extensions["tenant_config.usage"] = UsageRecorder()
 
 
 def _check_stored_keys(app: Flask) -> None:
