@@ -106,12 +106,14 @@ def _check_stored_keys(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import auth, checks, errors, settings
+    from . import activity, auth, checks, display, errors, settings
     from .headers import add_security_headers
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(checks.bp)
+    app.register_blueprint(activity.bp)
+    display.register(app)
     errors.register(app)
     app.after_request(add_security_headers)
 
