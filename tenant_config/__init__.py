@@ -69,6 +69,7 @@ def _init_extensions(app: Flask) -> None:
     from .access import load_tenant_access
     from .crypto import DataKeyCache
     from .extensions import csrf, db, limiter, login_manager, migrate
+    from .usage import UsageRecorder
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
@@ -87,6 +88,7 @@ def _init_extensions(app: Flask) -> None:
     limiter.init_app(app)
 
     app.extensions["tenant_config.data_key_cache"] = DataKeyCache(app.config["DATA_KEY_CACHE_SIZE"])
+    app.extensions["tenant_config.usage"] = UsageRecorder()
 
 
 def _check_stored_keys(app: Flask) -> None:
@@ -104,12 +106,14 @@ def _check_stored_keys(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import auth, checks, errors, settings
+    from . import activity, auth, checks, display, errors, settings
     from .headers import add_security_headers
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(checks.bp)
+    app.register_blueprint(activity.bp)
+    display.register(app)
     errors.register(app)
     app.after_request(add_security_headers)
 

@@ -24,16 +24,18 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("checks", __name__, url_prefix="/t/<slug>")
 
 TEST_ACTION = "test"
+# Recorded as the user of each secret that a test send resolves.
+USED_BY = "send test"
 
 
 def _test_stripe(tenant: Tenant) -> str:
-    account = integrations.stripe_account(tenant)
+    account = integrations.stripe_account(tenant, used_by=USED_BY)
     name = f" ({account.display_name})" if account.display_name else ""
     return f"reached Stripe account {account.account_id}{name} in {account.mode} mode"
 
 
 def _test_slack(tenant: Tenant) -> str:
-    integrations.notify_slack(tenant, f"Test message from Tenant Config for {tenant.name}.")
+    integrations.notify_slack(tenant, f"Test message from Tenant Config for {tenant.name}.", used_by=USED_BY)
     return "posted a test message to the Slack channel"
 
 
@@ -43,6 +45,7 @@ def _test_smtp(tenant: Tenant) -> str:
         to=current_user.email,
         subject="Test message from Tenant Config",
         body=f"This message was sent through the SMTP settings of {tenant.name} to check that they work.",
+        used_by=USED_BY,
     )
     return f"sent a test message to {current_user.email}"
 

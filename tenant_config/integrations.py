@@ -2,7 +2,8 @@
 
 Each function resolves the tenant's values at the moment of the call and
 passes them straight to the client. Nothing here caches a decrypted value,
-and no platform-wide credential exists to fall back on.
+and no platform-wide credential exists to fall back on. ``used_by`` names the
+caller, such as a job, on the settings page's "last used" line of each secret.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from .outbound import slack, smtp, stripe_api
 from .resolver import resolve
 
 INTEGRATIONS = {"stripe": "Stripe", "slack": "Slack", "smtp": "SMTP"}
+
+# The caller recorded for a secret's use when a caller does not name itself.
+DEFAULT_USED_BY = "backend"
 
 # Keys without which an integration cannot make a call. SMTP credentials are
 # optional because some relays accept mail without AUTH.
@@ -49,14 +53,14 @@ def _require(tenant: Tenant, integration: str) -> None:
         raise NotConfiguredError(integration, missing)
 
 
-def notify_slack(tenant: Tenant, text: str) -> None:
+def notify_slack(tenant: Tenant, text: str, *, used_by: str = DEFAULT_USED_BY) -> None:
     """Post ``text`` to the tenant's own Slack webhook. Raises OutboundError."""
     _require(tenant, "slack")
-    webhook = resolve(tenant, "slack.webhook_url")
+    webhook = resolve(tenant, "slack.webhook_url", used_by=used_by)
     slack.post_message(webhook.reveal(), text, current_policy(), tenant=tenant.slug)
 
 
-def smtp_settings(tenant: Tenant) -> smtp.SmtpSettings:
+def smtp_settings(tenant: Tenant, *, used_by: str = DEFAULT_USED_BY) -> smtp.SmtpSettings:
     """Resolve the tenant's SMTP settings, with the password still wrapped."""
     _require(tenant, "smtp")
     stored = stored_keys(tenant)
@@ -66,22 +70,22 @@ def smtp_settings(tenant: Tenant) -> smtp.SmtpSettings:
         security=resolve(tenant, "smtp.security"),
         from_address=resolve(tenant, "smtp.from_address"),
         username=resolve(tenant, "smtp.username") if "smtp.username" in stored else None,
-        password=resolve(tenant, "smtp.password") if "smtp.password" in stored else None,
+        password=resolve(tenant, "smtp.password", used_by=used_by) if "smtp.password" in stored else None,
     )
 
 
-def send_mail(tenant: Tenant, to: str, subject: str, body: str) -> None:
+def send_mail(tenant: Tenant, to: str, subject: str, body: str, *, used_by: str = DEFAULT_USED_BY) -> None:
     """Send one message through the tenant's own SMTP server. Raises OutboundError."""
-    smtp.send_mail(smtp_settings(tenant), to, subject, body, current_policy(), tenant=tenant.slug)
+    smtp.send_mail(smtp_settings(tenant, used_by=used_by), to, subject, body, current_policy(), tenant=tenant.slug)
 
 
-def stripe_account(tenant: Tenant) -> stripe_api.AccountSummary:
+def stripe_account(tenant: Tenant, *, used_by: str = DEFAULT_USED_BY) -> stripe_api.AccountSummary:
     """Retrieve the Stripe account that the tenant's key belongs to. Raises OutboundError."""
     _require(tenant, "stripe")
-    return stripe_api.fetch_account(resolve(tenant, "stripe.secret_key"), current_policy())
+    return stripe_api.fetch_account(resolve(tenant, "stripe.secret_key", used_by=used_by), current_policy())
 
 
-def stripe_balance(tenant: Tenant) -> stripe_api.Balance:
+def stripe_balance(tenant: Tenant, *, used_by: str = DEFAULT_USED_BY) -> stripe_api.Balance:
     """Retrieve the tenant's Stripe balance with its own key. Raises OutboundError."""
     _require(tenant, "stripe")
-    return stripe_api.fetch_balance(resolve(tenant, "stripe.secret_key"), current_policy())
+    return stripe_api.fetch_balance(resolve(tenant, "stripe.secret_key", used_by=used_by), current_policy())

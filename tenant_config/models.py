@@ -9,7 +9,7 @@ from typing import Optional
 
 from flask_login import UserMixin
 from sqlalchemy import (
-    Boolean, CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Integer, String, Text, UniqueConstraint,
+    Boolean, CheckConstraint, DateTime, ForeignKey, ForeignKeyConstraint, Index, Integer, String, Text, UniqueConstraint,
     event, inspect,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,6 +20,13 @@ from .registry import ROLES
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return ``moment`` as an aware UTC datetime. SQLite returns stored times without a zone, and they are UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 class Tenant(db.Model):
@@ -129,6 +136,9 @@ class ConfigValue(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     updated_by_label: Mapped[str] = mapped_column(String(254))
+    # When the backend last resolved this secret, and for which job. See ``usage`` for how often it is written.
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    last_used_by: Mapped[Optional[str]] = mapped_column(String(64))
 
     updated_by: Mapped[Optional[User]] = relationship()
 
@@ -144,9 +154,16 @@ class AuditEvent(db.Model):
     """A record of one action on a tenant's settings: actor, action, key, time and address, never a value."""
 
     __tablename__ = "audit_event"
+    # The activity page lists one tenant's events newest first, optionally for one key or one action. Each
+    # index serves one of those queries in order, id included, so no query sorts rows.
+    __table_args__ = (
+        Index("ix_audit_event_tenant_time", "tenant_id", "created_at", "id"),
+        Index("ix_audit_event_tenant_key_time", "tenant_id", "key", "created_at", "id"),
+        Index("ix_audit_event_tenant_action_time", "tenant_id", "action", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant_id: Mapped[Optional[str]] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[Optional[str]] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
     actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     actor_label: Mapped[str] = mapped_column(String(254))
     action: Mapped[str] = mapped_column(String(32))

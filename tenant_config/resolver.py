@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import Row, and_, bindparam, select
 
-from . import datakeys
+from . import datakeys, usage
 from .crypto import BulkDecryptor, DecryptionError, decrypt_value
 from .extensions import db
 from .models import ConfigValue, Tenant, TenantDataKey
@@ -108,13 +108,19 @@ def _execute(statement, parameters: dict):
     return session.connection().execute(statement, parameters)
 
 
-def resolve(tenant: Tenant | str, key_name: str) -> Secret | str:
+def resolve(tenant: Tenant | str, key_name: str, used_by: str | None = None) -> Secret | str:
     """Return a tenant's value for a key: a ``Secret`` for encrypted keys, else a string.
 
     A plain key that is not set returns its default. Raises UnknownKeyError,
     TenantNotFoundError, KeyNotSetError, or DecryptionError when the stored
     value cannot be decrypted. Runs one query, after the refresh that an
     expired ``Tenant`` object does by itself when its id is read.
+
+    ``used_by`` names the job that is about to send a secret out, such as
+    ``"slack-notify"``. The settings page then shows when and by what the
+    secret was last used. ``usage`` writes that at most once a minute per
+    process, in a transaction of its own. Leave it out when the value is
+    only checked, not used.
     """
     key = get_key(key_name)
     if isinstance(tenant, Tenant):
@@ -141,7 +147,10 @@ def resolve(tenant: Tenant | str, key_name: str) -> Secret | str:
         data_key = datakeys.unwrap(tenant_id, version, master_key_id, wrapped_key)
     except DecryptionError:
         raise DecryptionError(slug, key_name) from None
-    return Secret(decrypt_value(data_key, tenant_id, key_name, stored, tenant_label=slug), key_name)
+    secret = Secret(decrypt_value(data_key, tenant_id, key_name, stored, tenant_label=slug), key_name)
+    if used_by is not None:
+        usage.record_use(tenant_id, key_name, used_by, slug)
+    return secret
 
 
 BulkValue = Secret | str | DecryptionError | KeyNotSetError | TenantNotFoundError

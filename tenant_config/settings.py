@@ -1,4 +1,4 @@
-"""The tenant settings page, its saves and removals, and the activity page."""
+"""The tenant settings page, its saves and removals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from . import audit, checks, integrations, values
+from . import checks, readiness, values
 from .access import TenantAccess, require_admin
 from .audit import Actor
 from .forms import PostOnlyForm, collect_changes, field_name, settings_form_class
@@ -66,17 +66,9 @@ def _render(
         }
         for group, label in GROUPS.items()
     ]
-    stored = {name for name, view in views.items() if view.is_set}
-    last_tests = checks.last_tests(access.tenant)
-    readiness = {
-        group: {
-            "missing": [KEYS[name].label for name in integrations.missing_keys(access.tenant, group, stored)],
-            "last_test": last_tests.get(group),
-        }
-        for group in GROUPS
-    }
+    states = readiness.of_tenant(access.tenant, views, checks.last_tests(access.tenant))
     return render_template(
-        "settings/index.html", access=access, tenant=access.tenant, sections=sections, readiness=readiness,
+        "settings/index.html", access=access, tenant=access.tenant, sections=sections, readiness=states,
     ), status
 
 
@@ -183,13 +175,3 @@ def remove(slug: str, key_name: str):
         removed = values.clear_value(access.tenant, key.name, _actor())
         flash(f"Removed {key.label}." if removed else f"{key.label} was not set.")
     return redirect(url_for("settings.show", slug=slug, _anchor=f"group-{key.group}"))
-
-
-@bp.get("/activity")
-@login_required
-def activity(slug: str):
-    """List the tenant's audit events, newest first. Admins only."""
-    access = _access()
-    require_admin(access)
-    events = audit.recent_events(access.tenant)
-    return render_template("settings/activity.html", access=access, tenant=access.tenant, events=events, keys=KEYS)

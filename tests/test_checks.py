@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from tenant_config.extensions import db
-from tenant_config.models import AuditEvent
+from tenant_config.models import AuditEvent, ConfigValue, Tenant
 from tests.conftest import remember_secret
 from tests.servers import HttpStub, Reply, SmtpServer, StripeStub
 
@@ -241,3 +241,22 @@ def test_job_arguments_are_checked(app, world, args, message):
     result = app.test_cli_runner().invoke(args=args)
     assert result.exit_code != 0
     assert message in result.output
+
+
+def _last_used_by(app, key: str) -> str | None:
+    with app.app_context():
+        return db.session.scalar(select(ConfigValue.last_used_by).join(Tenant).where(
+            Tenant.slug == "acme", ConfigValue.key == key))
+
+
+def test_jobs_and_tests_record_last_use(app, acme_admin, servers):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["jobs", "slack-notify", "--tenant", "acme", "hello"]).exit_code == 0
+    assert runner.invoke(args=["jobs", "send-mail", "--tenant", "acme", "--to", "customer@example.com",
+                               "--subject", "s", "--body", "b"]).exit_code == 0
+    assert acme_admin.post_form("/t/acme/settings/stripe/test", {}).status_code == 302
+
+    assert _last_used_by(app, "slack.webhook_url") == "slack-notify"
+    assert _last_used_by(app, "smtp.password") == "send-mail"
+    assert _last_used_by(app, "stripe.secret_key") == "send test"
+    assert _last_used_by(app, "smtp.host") is None

@@ -76,7 +76,7 @@ all_option = click.option("--all", "all_tenants", is_flag=True, help="Every tena
 def slack_notify_command(slug: str | None, all_tenants: bool, text: str):
     """Post TEXT to each tenant's own Slack webhook."""
     def call(tenant: Tenant) -> str:
-        integrations.notify_slack(tenant, text)
+        integrations.notify_slack(tenant, text, used_by="slack-notify")
         return "message posted"
 
     _run("slack-notify", "slack", _tenants(slug, all_tenants), all_tenants, call)
@@ -95,7 +95,7 @@ def send_mail_command(slug: str, to: str, subject: str, body: str):
         raise click.BadParameter(f"{to!r} is not an email address", param_hint="--to") from None
 
     def call(tenant: Tenant) -> str:
-        integrations.send_mail(tenant, recipient, subject, body)
+        integrations.send_mail(tenant, recipient, subject, body, used_by="send-mail")
         return f"mail sent to {recipient}"
 
     _run("send-mail", "smtp", _tenants(slug, False), False, call)
@@ -107,7 +107,7 @@ def send_mail_command(slug: str, to: str, subject: str, body: str):
 def stripe_balance_command(slug: str | None, all_tenants: bool):
     """Print each tenant's available Stripe balance, read with its own key."""
     def call(tenant: Tenant) -> str:
-        balance = integrations.stripe_balance(tenant)
+        balance = integrations.stripe_balance(tenant, used_by="stripe-balance")
         return f"{balance.mode} mode, available {balance.describe()}"
 
     _run("stripe-balance", "stripe", _tenants(slug, all_tenants), all_tenants, call)
