@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import Row, and_, bindparam, select
 
 from . import datakeys
-from .crypto import BulkDecryptor, DecryptionError, decrypt_value
+from .crypto import BulkDecryptor, DecryptionError, decrypt_value_with
 from .direct_query import DirectQuery, session_connection
 from .models import ConfigValue, Tenant, TenantDataKey
 from .registry import ConfigKey, UnknownKeyError, get_key
@@ -126,10 +126,10 @@ def resolve(tenant: Tenant | str, key_name: str) -> Secret | str:
         raise DecryptionError(slug, key_name)
 
     try:
-        data_key = datakeys.unwrap(tenant_id, version, master_key_id, wrapped_key)
+        aead = datakeys.value_aead(tenant_id, version, master_key_id, wrapped_key)
     except DecryptionError:
         raise DecryptionError(slug, key_name) from None
-    return Secret(decrypt_value(data_key, tenant_id, key_name, stored, tenant_label=slug), key_name)
+    return Secret(decrypt_value_with(aead, tenant_id, key_name, stored, tenant_label=slug), key_name)
 
 
 BulkValue = Secret | str | DecryptionError | KeyNotSetError | TenantNotFoundError
