@@ -276,45 +276,58 @@ class BulkDecryptor:
 
     def __init__(self, keyring: Keyring, key_name: str):
         self.key_name = key_name
-        self._master_aeads = {key_id: keyring.get(key_id)._aead for key_id in keyring.ids}
+        self._keyring = keyring
         self._key_name_part = _length_prefixed(key_name)
-        # The associated data after the tenant id: per (data key version, master key id) for
-        # data keys, and per data key version for values.
-        self._data_key_suffixes: dict[tuple[int, str], bytes] = {}
-        self._value_suffixes: dict[int, bytes] = {}
+        # Per (data key version, master key id): the master key's AES-GCM instance, the header
+        # that the wrapped data key must start with, and its associated data around the tenant id.
+        self._data_key_parts: dict[tuple[int, str], tuple[AESGCM, bytes, bytes, bytes]] = {}
+        # Per value header (format version and data key version): the associated data around the tenant id.
+        self._value_parts: dict[bytes, tuple[bytes, bytes]] = {}
 
     def decrypt(self, tenant_id: str, version: int, master_id: str, wrapped: str, blob: str, tenant_label: str) -> str:
         """Return the plaintext of ``blob``. Raises DecryptionError, labelled with ``tenant_label``, for any failure."""
-        master_aead = self._master_aeads.get(master_id)
-        if master_aead is None:
-            raise DecryptionError(tenant_label, self.key_name)
-
+        parts = self._data_key_parts.get((version, master_id)) or self._add_data_key_parts(version, master_id, tenant_label)
+        master_aead, header, prefix, suffix = parts
         tenant = tenant_id.encode("utf-8")
         tenant_part = _LENGTH.pack(len(tenant)) + tenant
         try:
-            # The same checks as _split, on the wrapped data key and then on the value.
+            # The same checks as unwrap_data_key. Comparing the whole header checks the
+            # format version and that the data key is the version that the row names.
             raw_key = binascii.a2b_base64(wrapped.encode("ascii").translate(_URLSAFE_TO_STANDARD))
-            if len(raw_key) < _MIN_BLOB_BYTES or raw_key[0] != FORMAT_VERSION:
-                raise ValueError("malformed data key")
-            suffix = self._data_key_suffixes.get((version, master_id))
-            if suffix is None:
-                suffix = self._data_key_suffixes[version, master_id] = _length_prefixed(str(version), master_id)
-            context = raw_key[:_HEADER.size] + _DATA_KEY_CONTEXT + tenant_part + suffix
-            data_key = master_aead.decrypt(raw_key[_HEADER.size:_NONCE_END], raw_key[_NONCE_END:], context)
-            if int.from_bytes(raw_key[1:_HEADER.size], "big") != version or len(data_key) != KEY_BYTES:
-                raise ValueError("data key of another version")
+            if len(raw_key) < _MIN_BLOB_BYTES or raw_key[:_HEADER.size] != header:
+                raise ValueError("malformed data key or data key of another version")
+            data_key = master_aead.decrypt(raw_key[_HEADER.size:_NONCE_END], raw_key[_NONCE_END:], prefix + tenant_part + suffix)
+            if len(data_key) != KEY_BYTES:
+                raise ValueError("data key of another size")
 
+            # The same checks as _split.
             raw = binascii.a2b_base64(blob.encode("ascii").translate(_URLSAFE_TO_STANDARD))
-            if len(raw) < _MIN_BLOB_BYTES or raw[0] != FORMAT_VERSION:
+            if len(raw) < _MIN_BLOB_BYTES:
                 raise ValueError("malformed value")
-            value_version = int.from_bytes(raw[1:_HEADER.size], "big")
-            suffix = self._value_suffixes.get(value_version)
-            if suffix is None:
-                suffix = self._value_suffixes[value_version] = self._key_name_part + _length_prefixed(str(value_version))
-            context = raw[:_HEADER.size] + _VALUE_CONTEXT + tenant_part + suffix
+            value_prefix, value_suffix = self._value_parts.get(raw[:_HEADER.size]) or self._add_value_parts(raw)
+            context = value_prefix + tenant_part + value_suffix
             return AESGCM(data_key).decrypt(raw[_HEADER.size:_NONCE_END], raw[_NONCE_END:], context).decode("utf-8")
         except (InvalidTag, ValueError):
             raise DecryptionError(tenant_label, self.key_name) from None
+
+    def _add_data_key_parts(self, version: int, master_id: str, tenant_label: str) -> tuple[AESGCM, bytes, bytes, bytes]:
+        master = self._keyring.get(master_id)
+        if master is None:
+            raise DecryptionError(tenant_label, self.key_name)
+        header = _HEADER.pack(FORMAT_VERSION, version)
+        parts = (master._aead, header, header + _DATA_KEY_CONTEXT, _length_prefixed(str(version), master_id))
+        self._data_key_parts[version, master_id] = parts
+        return parts
+
+    def _add_value_parts(self, raw: bytes) -> tuple[bytes, bytes]:
+        """Build the associated data around the tenant id for a value blob's header. Raises ValueError for an unknown format."""
+        header = raw[:_HEADER.size]
+        format_version, version = _HEADER.unpack(header)
+        if format_version != FORMAT_VERSION:
+            raise ValueError(f"unknown format version {format_version}")
+        parts = (header + _VALUE_CONTEXT, self._key_name_part + _length_prefixed(str(version)))
+        self._value_parts[header] = parts
+        return parts
 
 
 class DataKeyCache:

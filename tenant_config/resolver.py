@@ -162,16 +162,23 @@ def resolve_many(key_name: str, tenants: Iterable[Tenant | str] | None = None) -
 
 
 def _resolve_all(key: ConfigKey, decryptor: BulkDecryptor | None) -> Iterator[tuple[str, BulkValue]]:
-    for rows in _ALL_WITH_KEY.stream({"key_name": key.name}, _FETCH_ROWS):
-        # This loop runs once per tenant, so it unpacks each row in place and calls no helper of its own.
-        for slug, tenant_id, stored, version, master_key_id, wrapped_key in rows:
-            if decryptor is None:
+    batches = _ALL_WITH_KEY.stream({"key_name": key.name}, _FETCH_ROWS)
+    if decryptor is None:
+        for rows in batches:
+            for slug, _tenant_id, stored, _version, _master_key_id, _wrapped_key in rows:
                 yield slug, stored
+        return
+
+    # This loop runs once per tenant, so it unpacks each row in place and calls no helper of its own.
+    key_name = key.name
+    decrypt = decryptor.decrypt
+    for rows in batches:
+        for slug, tenant_id, stored, version, master_key_id, wrapped_key in rows:
+            if wrapped_key is None:
+                yield slug, DecryptionError(slug, key_name)
                 continue
             try:
-                if wrapped_key is None:
-                    raise DecryptionError(slug, key.name)
-                value = Secret(decryptor.decrypt(tenant_id, version, master_key_id, wrapped_key, stored, slug), key.name)
+                value = Secret(decrypt(tenant_id, version, master_key_id, wrapped_key, stored, slug), key_name)
             except DecryptionError as error:
                 value = error
             yield slug, value

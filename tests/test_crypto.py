@@ -206,9 +206,29 @@ def test_bulk_decryptor_reads_what_product_writes():
     assert decryptor.decrypt(TENANT_A, 3, master.id, wrapped, blob, "acme") == "pässword"
 
 
+def test_bulk_decryptor_keeps_tenants_apart():
+    old_master = MasterKey(parse_master_key(generate_master_key()))
+    new_master = MasterKey(parse_master_key(generate_master_key()))
+    acme_key, globex_key = new_data_key(), new_data_key()
+    acme = (TENANT_A, 1, old_master.id, wrap_data_key(old_master, TENANT_A, 1, acme_key),
+            encrypt_value(acme_key, TENANT_A, "smtp.password", 1, "acme-password"))
+    globex = (TENANT_B, 2, new_master.id, wrap_data_key(new_master, TENANT_B, 2, globex_key),
+              encrypt_value(globex_key, TENANT_B, "smtp.password", 2, "globex-password"))
+    decryptor = BulkDecryptor(Keyring(new_master, [old_master]), "smtp.password")
+
+    assert decryptor.decrypt(*acme, "acme") == "acme-password"
+    assert decryptor.decrypt(*globex, "globex") == "globex-password"
+    assert decryptor.decrypt(*acme, "acme") == "acme-password"
+    with pytest.raises(DecryptionError, match="'globex'"):
+        decryptor.decrypt(TENANT_B, 2, new_master.id, globex[3], acme[4], "globex")
+    with pytest.raises(DecryptionError, match="'globex'"):
+        decryptor.decrypt(TENANT_B, 1, old_master.id, acme[3], acme[4], "globex")
+
+
 @pytest.mark.parametrize("change", [
     "other tenant", "other key name", "other data key version", "unknown master key", "flipped value byte",
-    "flipped data key byte", "malformed value", "malformed data key",
+    "flipped data key byte", "malformed value", "malformed data key", "unknown value format",
+    "unknown data key format",
 ])
 def test_bulk_decryptor_fails_like_single_path(change):
     master, wrapped, blob = _bulk_fixture()
@@ -229,6 +249,10 @@ def test_bulk_decryptor_fails_like_single_path(change):
         blob = "!!!"
     elif change == "malformed data key":
         wrapped = "AAAA"
+    elif change == "unknown value format":
+        blob = _flip(blob, 0)
+    elif change == "unknown data key format":
+        wrapped = _flip(wrapped, 0)
 
     decryptor = BulkDecryptor(Keyring(master), key_name)
     with pytest.raises(DecryptionError) as raised:
