@@ -26,7 +26,7 @@ RESOLVER = "product: `resolve_many(key)`"
 FLOOR = "floor: `sqlite3` scan + one AES-GCM decrypt per value"
 UTILS = "sqlalchemy-utils `StringEncryptedType(AesGcmEngine)` via ORM"
 FERNET = "Fernet token decrypted on load via ORM"
-QUERY_ONLY = "diagnostic: `resolve_many`'s SELECT alone, rows fetched via SQLAlchemy Core"
+QUERY_ONLY = "diagnostic: `resolve_many`'s SELECT alone, rows fetched as `resolve_many` fetches them"
 DECRYPT_ONLY = "diagnostic: `BulkDecryptor` alone, on rows already in memory"
 
 MIN_VALUES_PER_SECOND = 300_000
@@ -100,9 +100,8 @@ def _resolve_all() -> int:
 
 
 def _fetch_rows() -> list:
-    statement = resolver._ALL_WITH_KEY.execution_options(yield_per=resolver._FETCH_ROWS)
     rows = []
-    for partition in resolver._execute(statement, {"key_name": KEY_NAME}).partitions():
+    for partition in resolver._ALL_WITH_KEY.stream({"key_name": KEY_NAME}, resolver._FETCH_ROWS):
         rows += partition
     return rows
 

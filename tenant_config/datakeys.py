@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -98,6 +99,16 @@ def unwrap(row_tenant_id: str, version: int, master_key_id: str, wrapped_key: st
         data_key = unwrap_data_key(keyring(), row_tenant_id, version, master_key_id, wrapped_key)
         cache.put(row_tenant_id, version, wrapped_key, data_key)
     return data_key
+
+
+def value_aead(row_tenant_id: str, version: int, master_key_id: str, wrapped_key: str) -> AESGCM:
+    """Return an AES-GCM instance of the plaintext data key, kept with the key in the per-process cache."""
+    cache = data_key_cache()
+    aead = cache.get_aead(row_tenant_id, version, wrapped_key)
+    if aead is None:
+        data_key = unwrap_data_key(keyring(), row_tenant_id, version, master_key_id, wrapped_key)
+        aead = cache.put(row_tenant_id, version, wrapped_key, data_key)
+    return aead
 
 
 def unwrap_failure_reason(keyring: Keyring, master_key_id: str) -> str:

@@ -10,7 +10,7 @@ import enum
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from email_validator import EmailNotValidError, validate_email

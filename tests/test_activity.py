@@ -4,7 +4,6 @@ import html
 import re
 
 import pytest
-import sqlalchemy as sa
 
 from tenant_config import audit
 from tenant_config.accounts import find_tenant

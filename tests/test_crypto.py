@@ -5,8 +5,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tenant_config.crypto import (
-    BulkDecryptor, DataKeyCache, DecryptionError, Keyring, KeyFormatError, MasterKey, decrypt_value, encrypt_value,
-    generate_master_key, master_key_id, new_data_key, parse_master_key, unwrap_data_key,
+    BulkDecryptor, DataKeyCache, DecryptionError, Keyring, KeyFormatError, MasterKey, decrypt_value, decrypt_value_with,
+    encrypt_value, generate_master_key, master_key_id, new_data_key, parse_master_key, unwrap_data_key,
     value_associated_data, wrap_data_key,
 )
 
@@ -154,6 +154,41 @@ def test_data_key_cache_is_bounded_lru():
     assert "A" * 8 not in repr(cache)
 
 
+def test_data_key_cache_keeps_aead_of_each_key():
+    cache = DataKeyCache(max_entries=2)
+    acme_key, globex_key = new_data_key(), new_data_key()
+    acme_aead = cache.put(TENANT_A, 1, "wa", acme_key)
+    globex_aead = cache.put(TENANT_B, 1, "wb", globex_key)
+    acme_blob = encrypt_value(acme_key, TENANT_A, "smtp.password", 1, "acme-password")
+
+    assert cache.get_aead(TENANT_A, 1, "wa") is acme_aead
+    assert cache.get_aead(TENANT_B, 1, "wb") is globex_aead
+    assert cache.get_aead(TENANT_A, 1, "other-wrapping") is None
+    assert cache.get(TENANT_A, 1, "wa") == acme_key
+    assert decrypt_value_with(acme_aead, TENANT_A, "smtp.password", acme_blob) == "acme-password"
+    with pytest.raises(DecryptionError):
+        decrypt_value_with(globex_aead, TENANT_A, "smtp.password", acme_blob)
+
+
+@pytest.mark.parametrize("tenant, key_name, blob_change", [
+    (TENANT_B, "smtp.password", None),
+    (TENANT_A, "stripe.secret_key", None),
+    (TENANT_A, "smtp.password", -1),
+    (TENANT_A, "smtp.password", 4),
+])
+def test_decrypt_value_with_fails_like_decrypt_value(tenant, key_name, blob_change):
+    data_key = new_data_key()
+    blob = encrypt_value(data_key, TENANT_A, "smtp.password", 1, "secret-password")
+    if blob_change is not None:
+        blob = _flip(blob, blob_change)
+
+    with pytest.raises(DecryptionError) as raised:
+        decrypt_value_with(AESGCM(data_key), tenant, key_name, blob, tenant_label="acme")
+    assert str(raised.value) == f"cannot decrypt {key_name!r} for tenant 'acme'"
+    with pytest.raises(DecryptionError):
+        decrypt_value(data_key, tenant, key_name, blob)
+
+
 def _bulk_fixture():
     master = MasterKey(parse_master_key(generate_master_key()))
     data_key = new_data_key()
@@ -171,9 +206,29 @@ def test_bulk_decryptor_reads_what_product_writes():
     assert decryptor.decrypt(TENANT_A, 3, master.id, wrapped, blob, "acme") == "pässword"
 
 
+def test_bulk_decryptor_keeps_tenants_apart():
+    old_master = MasterKey(parse_master_key(generate_master_key()))
+    new_master = MasterKey(parse_master_key(generate_master_key()))
+    acme_key, globex_key = new_data_key(), new_data_key()
+    acme = (TENANT_A, 1, old_master.id, wrap_data_key(old_master, TENANT_A, 1, acme_key),
+            encrypt_value(acme_key, TENANT_A, "smtp.password", 1, "acme-password"))
+    globex = (TENANT_B, 2, new_master.id, wrap_data_key(new_master, TENANT_B, 2, globex_key),
+              encrypt_value(globex_key, TENANT_B, "smtp.password", 2, "globex-password"))
+    decryptor = BulkDecryptor(Keyring(new_master, [old_master]), "smtp.password")
+
+    assert decryptor.decrypt(*acme, "acme") == "acme-password"
+    assert decryptor.decrypt(*globex, "globex") == "globex-password"
+    assert decryptor.decrypt(*acme, "acme") == "acme-password"
+    with pytest.raises(DecryptionError, match="'globex'"):
+        decryptor.decrypt(TENANT_B, 2, new_master.id, globex[3], acme[4], "globex")
+    with pytest.raises(DecryptionError, match="'globex'"):
+        decryptor.decrypt(TENANT_B, 1, old_master.id, acme[3], acme[4], "globex")
+
+
 @pytest.mark.parametrize("change", [
     "other tenant", "other key name", "other data key version", "unknown master key", "flipped value byte",
-    "flipped data key byte", "malformed value", "malformed data key",
+    "flipped data key byte", "malformed value", "malformed data key", "unknown value format",
+    "unknown data key format",
 ])
 def test_bulk_decryptor_fails_like_single_path(change):
     master, wrapped, blob = _bulk_fixture()
@@ -194,6 +249,10 @@ def test_bulk_decryptor_fails_like_single_path(change):
         blob = "!!!"
     elif change == "malformed data key":
         wrapped = "AAAA"
+    elif change == "unknown value format":
+        blob = _flip(blob, 0)
+    elif change == "unknown data key format":
+        wrapped = _flip(wrapped, 0)
 
     decryptor = BulkDecryptor(Keyring(master), key_name)
     with pytest.raises(DecryptionError) as raised:

@@ -1,0 +1,200 @@
+"""Prebuilt SELECTs that run on the DBAPI cursor of the session's connection, for the resolver's hot paths.
+
+``Connection.execute`` does much more per statement than SQLite itself: in
+`make bench` on the two-core machine that docs/benchmarks.md describes, the
+resolver's SELECT took about 30 µs through it, most of a warm resolve, and
+about 12 µs this way. A ``DirectQuery`` compiles its statement
+once per dialect and sends the SQL string to a cursor of the same pooled
+connection, inside the session's transaction, so its rows include the
+session's uncommitted changes as an ORM query's would. It keeps these parts of
+``Connection.execute``:
+
+- pending ORM changes are flushed first when the session autoflushes;
+- a DBAPI error goes through the connection's own error handling, so callers
+  get the same ``sqlalchemy.exc.DBAPIError`` subclass and a lost connection
+  is invalidated.
+
+The statement runs through ``Connection.execute`` instead whenever that would
+do more than send the SQL: when the driver is not one that the tests cover
+(pysqlite or psycopg), when a parameter or a column needs type processing on
+the dialect, when the engine, connection or dialect has event listeners or logs
+SQL, when the connection has execution options, or when its transaction is no
+longer active. Core then raises the error that it raises for that state.
+
+NOTE: the listener and logging checks and the error handling use private
+members of SQLAlchemy's ``Connection`` (``_has_events``, ``_echo`` and
+``_handle_dbapi_exception``, as in SQLAlchemy 2.1.9, which requirements.txt
+pins). tests/test_direct_query.py exercises each of them on every database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Dialect, Select
+
+from .extensions import db
+
+# (dialect name, driver) pairs whose DBAPI cursor the statements run on. The test suite runs on both.
+DIRECT_DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
+
+
+class _CompiledSql(NamedTuple):
+    dialect: Dialect
+    # None when the statement must run through Connection.execute on this dialect.
+    sql: str | None
+    # Parameter names in placeholder order for a positional paramstyle, None for a named one.
+    positions: tuple[str, ...] | None
+
+
+def session_connection() -> Connection:
+    """Return the connection of the session's transaction, flushing pending changes first as an ORM query would.
+
+    It takes the session's default connection, because every table of the
+    product is on the default engine. Looking up the bind per model would
+    cost about 3 µs per call, close to a tenth of a warm resolve before the
+    direct cursor path existed.
+    """
+    session = db.session()
+    if session.autoflush:
+        session.flush()
+    return session.connection()
+
+
+class DirectQuery:
+    """A Core SELECT, compiled once per dialect, that runs on the DBAPI cursor of the session's connection.
+
+    Rows come back as the driver's tuples, or as Core ``Row`` objects when
+    the statement runs through ``Connection.execute``. Both unpack and index
+    the same way, so callers must not use attribute access on them.
+    """
+
+    __slots__ = ("statement", "_compiled")
+
+    def __init__(self, statement: Select):
+        self.statement = statement
+        self._compiled: _CompiledSql | None = None
+
+    def first(self, parameters: Mapping[str, Any]) -> Sequence[Any] | None:
+        """Run the statement in the session's transaction and return its first row, or None."""
+        connection = session_connection()
+        compiled = self._compiled_for(connection.dialect)
+        if compiled.sql is None or _needs_core(connection):
+            return connection.execute(self.statement, parameters).first()
+
+        arguments = _arguments(compiled, parameters)
+        dbapi_connection = connection.connection
+        cursor = None
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(compiled.sql, arguments)
+            row = cursor.fetchone()
+        except BaseException as error:
+            _handle_error(connection, error, compiled.sql, arguments, cursor)
+            raise
+        cursor.close()
+        return row
+
+    def stream(self, parameters: Mapping[str, Any], rows_per_fetch: int) -> Iterator[Sequence[Sequence[Any]]]:
+        """Run the statement in the session's transaction and yield its rows in lists of up to ``rows_per_fetch``.
+
+        The statement runs when iteration starts. On a dialect with
+        server-side cursors (PostgreSQL) it runs through Core with
+        ``yield_per``, which streams from such a cursor.
+        """
+        connection = session_connection()
+        compiled = self._compiled_for(connection.dialect)
+        if compiled.sql is None or connection.dialect.supports_server_side_cursors or _needs_core(connection):
+            result = connection.execute(self.statement.execution_options(yield_per=rows_per_fetch), parameters)
+            # Closing the result also closes a server-side cursor that a consumer left before the end.
+            with result:
+                yield from result.partitions()
+            return
+
+        arguments = _arguments(compiled, parameters)
+        dbapi_connection = connection.connection
+        cursor = None
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(compiled.sql, arguments)
+        except BaseException as error:
+            _handle_error(connection, error, compiled.sql, arguments, cursor)
+            raise
+
+        # The yield stays outside the try, so that a consumer that stops early
+        # (GeneratorExit) only closes the cursor and never counts as a database error.
+        try:
+            while True:
+                try:
+                    rows = cursor.fetchmany(rows_per_fetch)
+                except BaseException as error:
+                    _handle_error(connection, error, compiled.sql, arguments, cursor)
+                    raise
+                if not rows:
+                    return
+                yield rows
+        finally:
+            cursor.close()
+
+    def _compiled_for(self, dialect: Dialect) -> _CompiledSql:
+        compiled = self._compiled
+        if compiled is None or compiled.dialect is not dialect:
+            compiled = self._compiled = _compile(self.statement, dialect)
+        return compiled
+
+
+def _compile(statement: Select, dialect: Dialect) -> _CompiledSql:
+    if (dialect.name, dialect.driver) not in DIRECT_DRIVERS:
+        return _CompiledSql(dialect, None, None)
+
+    compiled = statement.compile(dialect=dialect)
+    # The cursor gets the caller's values as they are, so no name may need escaping and no type may convert a value.
+    converts_parameter = any(
+        bind.type.dialect_impl(dialect).bind_processor(dialect) is not None for bind in compiled.binds.values()
+    )
+    converts_column = any(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) is not None
+        for column in statement.selected_columns
+    )
+    if compiled.escaped_bind_names or converts_parameter or converts_column:
+        return _CompiledSql(dialect, None, None)
+
+    positions = tuple(compiled.positiontup) if compiled.positional else None
+    return _CompiledSql(dialect, compiled.string, positions)
+
+
+def _arguments(compiled: _CompiledSql, parameters: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+    if compiled.positions is None:
+        return parameters
+    return [parameters[name] for name in compiled.positions]
+
+
+def _needs_core(connection: Connection) -> bool:
+    """Return True when ``Connection.execute`` would do more than send the SQL on this connection."""
+    if connection._has_events or connection.engine._has_events or connection.dialect._has_events or connection._echo:
+        return True
+    if connection.get_execution_options():
+        return True
+    transaction = connection.get_transaction()
+    nested = connection.get_nested_transaction()
+    return transaction is None or not transaction.is_active or (nested is not None and not nested.is_active)
+
+
+def _handle_error(connection: Connection, error: BaseException, sql: str, arguments: Any, cursor: Any) -> None:
+    """Raise a DBAPI error or an interruption as ``Connection.execute`` would. For other errors, close the cursor.
+
+    ``Connection.execute`` wraps DBAPI errors, and invalidates the connection
+    after a disconnect or after an interruption such as KeyboardInterrupt,
+    which leaves the connection in an unknown state.
+    """
+    if isinstance(error, connection.dialect.loaded_dbapi.Error) or not isinstance(error, Exception):
+        # It always raises: the wrapped error, or the interruption itself.
+        connection._handle_dbapi_exception(error, sql, arguments, cursor, None)
+    if cursor is not None:
+        try:
+            cursor.close()
+        except Exception:
+            # The original error matters more than a failure to close the cursor after it.
+            pass
+
