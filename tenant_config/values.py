@@ -9,11 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 
-from . import audit, datakeys, resolver
+from . import audit, datakeys
 from .audit import Actor
-from .crypto import DecryptionError, encrypt_value
+from .crypto import DecryptionError, decrypt_value_with, encrypt_value
 from .extensions import db
-from .models import ConfigValue, Tenant, utcnow
+from .models import ConfigValue, Tenant, TenantDataKey, utcnow
 from .registry import KEYS, ConfigKey, get_key
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def describe(tenant: Tenant) -> list[SettingView]:
     whether it still decrypts.
     """
     rows = stored_rows(tenant)
+    data_keys = _data_keys_if_needed(tenant, rows)
     views = []
     for key in KEYS.values():
         row = rows.get(key.name)
@@ -63,13 +64,26 @@ def describe(tenant: Tenant) -> list[SettingView]:
         elif row is None:
             views.append(SettingView(key=key, row=None, value=None))
         else:
-            views.append(SettingView(key=key, row=row, value=None, decryptable=_decrypts(tenant, row)))
+            views.append(SettingView(key=key, row=row, value=None, decryptable=_decrypts(tenant, row, data_keys)))
     return views
 
 
-def _decrypts(tenant: Tenant, row: ConfigValue) -> bool:
+def _data_keys_if_needed(tenant: Tenant, rows: dict[str, ConfigValue]) -> dict[int, TenantDataKey]:
+    """Load the tenant's data keys in one query, and only when a stored secret needs one."""
+    if not any(row.data_key_version is not None for row in rows.values()):
+        return {}
+    query = select(TenantDataKey).where(TenantDataKey.tenant_id == tenant.id)
+    return {data_key.version: data_key for data_key in db.session.scalars(query)}
+
+
+def _decrypts(tenant: Tenant, row: ConfigValue, data_keys: dict[int, TenantDataKey]) -> bool:
+    """Decrypt a stored secret in memory, with the data key its row names, and drop the plaintext."""
+    data_key = data_keys.get(row.data_key_version)
     try:
-        resolver.resolve(tenant, row.key)
+        if data_key is None:
+            raise DecryptionError(tenant.slug, row.key)
+        aead = datakeys.value_aead(data_key.tenant_id, data_key.version, data_key.master_key_id, data_key.wrapped_key)
+        decrypt_value_with(aead, tenant.id, row.key, row.value, tenant_label=tenant.slug)
     except DecryptionError:
         _log_undecryptable_once(tenant, row)
         return False
