@@ -169,7 +169,7 @@ class AuditEvent(db.Model):
     action: Mapped[str] = mapped_column(String(32))
     key: Mapped[Optional[str]] = mapped_column(String(100))
     client_address: Mapped[Optional[str]] = mapped_column(String(64))
-    # For test sends: "ok", or "failed: " and the message shown to the admin, which never holds a secret.
+    # For test sends: "ok", or "failed: " and the message shown to the admin, which never contains a secret.
     outcome: Mapped[Optional[str]] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 

@@ -49,7 +49,7 @@ class ConfigKey:
     """One tenant setting: its name, how it is shown, validated and stored.
 
     ``read_roles`` may see a plain value, or a secret's change details; other
-    members see only whether a secret is set. Nobody sees a secret's value.
+    members see only whether a secret is set. No role sees a secret's value.
     """
 
     name: str

@@ -193,9 +193,10 @@ def apply_changes(
     With ``expected_versions`` (row versions the form was rendered with, 0
     for a key that was not set), a write to a key that changed since raises
     ConflictError and nothing is saved. A write that collides with a
-    concurrent one (two first saves of one key, or a tenant key rotation that
-    deleted the data key just read) is retried on fresh rows, up to
-    MAX_WRITE_ATTEMPTS times, and the version check then detects the other write.
+    concurrent one is retried on fresh rows, up to MAX_WRITE_ATTEMPTS times,
+    and the version check then detects the other write. Such collisions are
+    two first saves of one key, or a tenant key rotation that deleted the
+    data key just read.
     """
     # Read the slug before the commit, because the commit expires the tenant and a later read costs a query.
     slug = tenant.slug

@@ -53,7 +53,7 @@ class _RecordingHandler(logging.Handler):
 
 @pytest.fixture(scope="session", autouse=True)
 def logs_without_secrets():
-    """Capture every log line of the session at DEBUG, and fail the run if one holds a secret."""
+    """Capture every log line of the session at DEBUG, and fail the run if one contains a secret."""
     handler = _RecordingHandler()
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()

@@ -47,7 +47,7 @@ class Received:
 
 
 class HttpStub:
-    """An HTTP server that answers with scripted replies and records every request."""
+    """An HTTP server that returns scripted replies and records every request."""
 
     def __init__(self):
         self.requests: list[Received] = []
@@ -98,7 +98,7 @@ class HttpStub:
 
 
 class StripeStub(HttpStub):
-    """Answers GET /v1/account and /v1/balance like the Stripe API, for any bearer key."""
+    """Serves GET /v1/account and /v1/balance like the Stripe API, for any bearer key."""
 
     def next_reply(self, received: Received) -> Reply:
         if self.script:
