@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 
 from . import audit, integrations
 from .access import require_admin
 from .audit import Actor
 from .crypto import DecryptionError
+from .direct_query import session_connection
 from .extensions import db, limiter
 from .forms import PostOnlyForm
 from .models import AuditEvent, Tenant
@@ -26,6 +27,15 @@ bp = Blueprint("checks", __name__, url_prefix="/t/<slug>")
 TEST_ACTION = "test"
 # Recorded as the user of each secret that a test send resolves.
 USED_BY = "send test"
+
+# The newest test sends first. 50 is far more than one per integration, and bounds a tenant that tests often.
+_events = AuditEvent.__table__
+_RECENT_TESTS = (
+    select(_events.c.key, _events.c.created_at, _events.c.outcome)
+    .where(_events.c.tenant_id == bindparam("tenant_id"), _events.c.action == bindparam("action"))
+    .order_by(_events.c.created_at.desc(), _events.c.id.desc())
+    .limit(50)
+)
 
 
 def _test_stripe(tenant: Tenant) -> str:
@@ -104,15 +114,10 @@ def send_test(slug: str, integration: str):
     return redirect(url_for("settings.show", slug=slug, _anchor=f"group-{integration}"))
 
 
-def last_tests(tenant: Tenant) -> dict[str, AuditEvent]:
-    """Return the newest test-send event of each integration."""
-    events = db.session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.tenant_id == tenant.id, AuditEvent.action == TEST_ACTION)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-        .limit(50)
-    )
-    latest: dict[str, AuditEvent] = {}
+def last_tests(tenant: Tenant) -> dict[str, Row]:
+    """Return the newest test send of each integration, as a Core row with the ``key``, ``created_at`` and ``outcome`` of its audit event."""
+    events = session_connection().execute(_RECENT_TESTS, {"tenant_id": tenant.id, "action": TEST_ACTION})
+    latest: dict[str, Row] = {}
     for event in events:
         latest.setdefault(event.key, event)
     return latest

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Row
+
 from . import integrations
-from .models import AuditEvent, Tenant, as_utc
+from .models import Tenant, as_utc
 from .registry import KEYS
 from .values import SettingView
 
@@ -21,11 +23,14 @@ FAILED_PREFIX = "failed: "
 
 @dataclass(frozen=True)
 class Readiness:
-    """One integration's state, the labels of its missing required keys, and its newest test send."""
+    """One integration's state, the labels of its missing required keys, and its newest test send.
+
+    ``last_test`` is a row of that test's audit event, as ``checks.last_tests`` returns it.
+    """
 
     state: str
     missing: tuple[str, ...]
-    last_test: AuditEvent | None
+    last_test: Row | None
     # True when a key of the integration was saved after the last test, so that test no longer counts.
     changed_since_test: bool
 
@@ -45,7 +50,7 @@ class Readiness:
         return (self.last_test.outcome or "").removeprefix(FAILED_PREFIX)
 
 
-def _changed_after(views: list[SettingView], event: AuditEvent | None) -> bool:
+def _changed_after(views: list[SettingView], event: Row | None) -> bool:
     if event is None:
         return False
     tested_at = as_utc(event.created_at)
@@ -53,7 +58,7 @@ def _changed_after(views: list[SettingView], event: AuditEvent | None) -> bool:
 
 
 def of_integration(
-    tenant: Tenant, integration: str, views: dict[str, SettingView], last_test: AuditEvent | None,
+    tenant: Tenant, integration: str, views: dict[str, SettingView], last_test: Row | None,
 ) -> Readiness:
     """Compute one integration's readiness from the page's views, with no query of its own."""
     stored = {name for name, view in views.items() if view.is_set}
@@ -69,7 +74,7 @@ def of_integration(
     return Readiness(state=state, missing=missing, last_test=last_test, changed_since_test=changed)
 
 
-def of_tenant(tenant: Tenant, views: dict[str, SettingView], last_tests: dict[str, AuditEvent]) -> dict[str, Readiness]:
+def of_tenant(tenant: Tenant, views: dict[str, SettingView], last_tests: dict[str, Row]) -> dict[str, Readiness]:
     """Compute the readiness of every integration, keyed by integration name."""
     return {
         integration: of_integration(tenant, integration, views, last_tests.get(integration))

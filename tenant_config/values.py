@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 
 from . import audit, datakeys
 from .audit import Actor
 from .crypto import DecryptionError, decrypt_value_with, encrypt_value
+from .direct_query import session_connection
 from .extensions import db
 from .models import ConfigValue, Tenant, TenantDataKey, utcnow
 from .registry import KEYS, ConfigKey, get_key
@@ -25,16 +26,36 @@ CLEAR = "clear"
 MAX_WRITE_ATTEMPTS = 3
 
 
+# The columns of a stored value that the pages show, with the data key that its row names.
+_value = ConfigValue.__table__
+_data_key = TenantDataKey.__table__
+_STORED_VALUES = (
+    select(
+        _value.c.key, _value.c.value, _value.c.data_key_version, _value.c.row_version, _value.c.updated_at,
+        _value.c.updated_by_label, _value.c.last_used_at, _value.c.last_used_by,
+        _data_key.c.master_key_id, _data_key.c.wrapped_key,
+    )
+    .select_from(_value)
+    .outerjoin(_data_key, and_(
+        _data_key.c.tenant_id == _value.c.tenant_id, _data_key.c.version == _value.c.data_key_version,
+    ))
+    .where(_value.c.tenant_id == bindparam("tenant_id"))
+)
+
+
 @dataclass
 class SettingView:
     """The part of one key that the settings page may show. ``value`` is None for secrets.
 
-    ``decryptable`` is False for a stored secret that fails to decrypt, which
-    the page shows so that an admin can enter it again.
+    ``row`` is the stored row as read for the page, a Core row with the value
+    columns of ``ConfigValue`` and its data key's ``master_key_id`` and
+    ``wrapped_key``, or None when the key is not set. ``decryptable`` is
+    False for a stored secret that fails to decrypt, which the page shows so
+    that an admin can enter it again.
     """
 
     key: ConfigKey
-    row: ConfigValue | None
+    row: Row | None
     value: str | None
     decryptable: bool = True
 
@@ -49,13 +70,13 @@ def stored_rows(tenant: Tenant) -> dict[str, ConfigValue]:
 
 
 def describe(tenant: Tenant) -> list[SettingView]:
-    """List every registry key for a page, with plain values and no secret.
+    """List every registry key for a page, with plain values and no secret, from one query.
 
     Each stored secret is decrypted in memory and dropped, only to find out
-    whether it still decrypts.
+    whether it still decrypts. The query runs through Core, not the ORM,
+    because a page reads these rows and never changes them.
     """
-    rows = stored_rows(tenant)
-    data_keys = _data_keys_if_needed(tenant, rows)
+    rows = {row.key: row for row in session_connection().execute(_STORED_VALUES, {"tenant_id": tenant.id})}
     views = []
     for key in KEYS.values():
         row = rows.get(key.name)
@@ -64,25 +85,16 @@ def describe(tenant: Tenant) -> list[SettingView]:
         elif row is None:
             views.append(SettingView(key=key, row=None, value=None))
         else:
-            views.append(SettingView(key=key, row=row, value=None, decryptable=_decrypts(tenant, row, data_keys)))
+            views.append(SettingView(key=key, row=row, value=None, decryptable=_decrypts(tenant, row)))
     return views
 
 
-def _data_keys_if_needed(tenant: Tenant, rows: dict[str, ConfigValue]) -> dict[int, TenantDataKey]:
-    """Load the tenant's data keys in one query, and only when a stored secret needs one."""
-    if not any(row.data_key_version is not None for row in rows.values()):
-        return {}
-    query = select(TenantDataKey).where(TenantDataKey.tenant_id == tenant.id)
-    return {data_key.version: data_key for data_key in db.session.scalars(query)}
-
-
-def _decrypts(tenant: Tenant, row: ConfigValue, data_keys: dict[int, TenantDataKey]) -> bool:
+def _decrypts(tenant: Tenant, row: Row) -> bool:
     """Decrypt a stored secret in memory, with the data key its row names, and drop the plaintext."""
-    data_key = data_keys.get(row.data_key_version)
     try:
-        if data_key is None:
+        if row.wrapped_key is None:
             raise DecryptionError(tenant.slug, row.key)
-        aead = datakeys.value_aead(data_key.tenant_id, data_key.version, data_key.master_key_id, data_key.wrapped_key)
+        aead = datakeys.value_aead(tenant.id, row.data_key_version, row.master_key_id, row.wrapped_key)
         decrypt_value_with(aead, tenant.id, row.key, row.value, tenant_label=tenant.slug)
     except DecryptionError:
         _log_undecryptable_once(tenant, row)
@@ -95,7 +107,7 @@ def _decrypts(tenant: Tenant, row: ConfigValue, data_keys: dict[int, TenantDataK
 _logged_undecryptable: set[tuple[str, str, int]] = set()
 
 
-def _log_undecryptable_once(tenant: Tenant, row: ConfigValue) -> None:
+def _log_undecryptable_once(tenant: Tenant, row: Row) -> None:
     marker = (tenant.id, row.key, row.row_version)
     if marker in _logged_undecryptable:
         return
