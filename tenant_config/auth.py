@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import bindparam, select
 
-from . import accounts
+from . import access, accounts
 from .extensions import db, limiter, login_manager
 from .forms import LoginForm, PostOnlyForm
 from .models import User
@@ -27,11 +27,18 @@ _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
-    """Load the user of a session id ``<user id>:<session token>``, or None once the token has changed."""
+    """Load the user of a session id ``<user id>:<session token>``, or None once the token has changed.
+
+    On a tenant's pages the same query loads the tenant that the URL names.
+    """
     user_id, _, token = session_id.partition(":")
     if not user_id.isdigit():
         return None
-    user = db.session.scalars(_USER_BY_ID, {"user_id": int(user_id)}).first()
+    slug = access.url_slug()
+    if slug is None:
+        user = db.session.scalars(_USER_BY_ID, {"user_id": int(user_id)}).first()
+    else:
+        user = access.load_user_with_tenant(int(user_id), slug)
     if user is None or not hmac.compare_digest(token, user.session_token or ""):
         return None
     return user

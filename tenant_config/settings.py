@@ -12,7 +12,7 @@ from . import checks, readiness, values
 from .access import TenantAccess, require_admin
 from .audit import Actor
 from .forms import PostOnlyForm, collect_changes, field_name, settings_form_class
-from .registry import GROUPS, KEYS, keys_in_group
+from .registry import GROUPS, KEYS, ConfigKey, keys_in_group
 
 bp = Blueprint("settings", __name__, url_prefix="/t/<slug>")
 
@@ -68,14 +68,34 @@ def _row_versions(group: str, views: dict) -> str:
     return json.dumps(versions)
 
 
-def _entry(key, field: FieldState, view: values.SettingView) -> dict:
-    """Describe one key for the template, with the ids that its input's aria-describedby names."""
+@dataclass(frozen=True)
+class Entry:
+    """One key as the template shows it. ``described`` lists the ids that its input's aria-describedby names."""
+
+    key: ConfigKey
+    field: FieldState
+    view: values.SettingView
+    described: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """One group of the page: its form's row versions and its keys. Objects, not dicts, because Jinja
+    reads ``section.entries`` as an attribute first and a dict would make it raise and retry."""
+
+    group: str
+    label: str
+    versions: str
+    entries: list[Entry]
+
+
+def _entry(key: ConfigKey, field: FieldState, view: values.SettingView) -> Entry:
     described = [f"{field.id}-help"]
     if key.encrypted:
         described.append(f"{field.id}-status")
     if field.errors:
         described.append(f"{field.id}-error")
-    return {"key": key, "field": field, "view": view, "described": " ".join(described)}
+    return Entry(key, field, view, " ".join(described))
 
 
 def _render(
@@ -83,12 +103,10 @@ def _render(
     kept_versions: dict[str, str] | None = None,
 ):
     sections = [
-        {
-            "group": group,
-            "label": label,
-            "versions": (kept_versions or {}).get(group) or _row_versions(group, views),
-            "entries": [_entry(key, fields[key.name], views[key.name]) for key in keys_in_group(group)],
-        }
+        Section(
+            group, label, (kept_versions or {}).get(group) or _row_versions(group, views),
+            [_entry(key, fields[key.name], views[key.name]) for key in keys_in_group(group)],
+        )
         for group, label in GROUPS.items()
     ]
     states = readiness.of_tenant(access.tenant, views, checks.last_tests(access.tenant))
