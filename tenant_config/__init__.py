@@ -106,7 +106,7 @@ def _check_stored_keys(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import activity, auth, checks, display, errors, settings
+    from . import activity, auth, checks, display, errors, links, settings
     from .headers import add_security_headers
 
     app.register_blueprint(auth.bp)
@@ -114,6 +114,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(checks.bp)
     app.register_blueprint(activity.bp)
     display.register(app)
+    links.install(app)
     errors.register(app)
     app.after_request(add_security_headers)
 

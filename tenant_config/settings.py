@@ -31,7 +31,7 @@ def _views(access: TenantAccess) -> dict[str, values.SettingView]:
 
 @dataclass(frozen=True)
 class FieldState:
-    """What the page shows of one input: its id (also its name), the value of a plain input, and its errors.
+    """The input of one key as the page shows it: its id (also its name), the value of a plain input, and its errors.
 
     The template writes the inputs out itself, because rendering them
     through WTForms' widgets and labels took a quarter of a page's time.
