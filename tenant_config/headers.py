@@ -7,12 +7,22 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 
+# Each is added unless the view set its own.
+DEFAULT_HEADERS = (
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+)
+
 
 def add_security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    # One pass over the names, because Werkzeug's Headers.setdefault raises and catches an exception for each absent header.
+    present = {name.lower() for name in response.headers.keys()}
+    for name, value in DEFAULT_HEADERS:
+        if name.lower() not in present:
+            response.headers.add(name, value)
+
     if not request.path.startswith("/static/"):
         # Pages show who changed which secret, so no browser or proxy may keep them.
         response.headers["Cache-Control"] = "no-store"

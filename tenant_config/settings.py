@@ -12,7 +12,7 @@ from . import checks, readiness, values
 from .access import TenantAccess, require_admin
 from .audit import Actor
 from .forms import PostOnlyForm, collect_changes, field_name, settings_form_class
-from .registry import GROUPS, KEYS, ConfigKey, keys_in_group
+from .registry import GROUPS, KEYS, ConfigKey, KeyType, keys_in_group
 
 bp = Blueprint("settings", __name__, url_prefix="/t/<slug>")
 
@@ -111,7 +111,7 @@ def _render(
     ]
     states = readiness.of_tenant(access.tenant, views, checks.last_tests(access.tenant))
     return render_template(
-        "settings/index.html", access=access, tenant=access.tenant, sections=sections, readiness=states,
+        "settings/index.html", access=access, tenant=access.tenant, sections=sections, readiness=states, KeyType=KeyType,
     ), status
 
 
