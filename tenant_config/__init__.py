@@ -70,6 +70,7 @@ def _init_extensions(app: Flask) -> None:
     from .crypto import DataKeyCache
     from .extensions import csrf, db, limiter, login_manager, migrate
     from .usage import UsageRecorder
+    from .values import DecryptableValues
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
@@ -89,6 +90,7 @@ def _init_extensions(app: Flask) -> None:
 
     app.extensions["tenant_config.data_key_cache"] = DataKeyCache(app.config["DATA_KEY_CACHE_SIZE"])
     app.extensions["tenant_config.usage"] = UsageRecorder()
+    app.extensions["tenant_config.decryptable_values"] = DecryptableValues()
 
 
 def _check_stored_keys(app: Flask) -> None:

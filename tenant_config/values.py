@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
+from threading import Lock
 
+from flask import current_app
 from sqlalchemy import Row, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
@@ -73,8 +76,9 @@ def describe(tenant: Tenant) -> list[SettingView]:
     """List every registry key for a page, with plain values and no secret, from one query.
 
     Each stored secret is decrypted in memory and dropped, only to find out
-    whether it still decrypts. The query runs through Core, not the ORM,
-    because a page reads these rows and never changes them.
+    whether it still decrypts, once per process for each stored blob. The
+    query runs through Core, not the ORM, because a page reads these rows
+    and never changes them.
     """
     rows = {row.key: row for row in session_connection().execute(_STORED_VALUES, {"tenant_id": tenant.id})}
     views = []
@@ -89,16 +93,55 @@ def describe(tenant: Tenant) -> list[SettingView]:
     return views
 
 
+class DecryptableValues:
+    """A bounded, thread-safe record of stored values that decrypted in this process, one per app.
+
+    An entry names the exact stored blob and wrapped data key, so a changed,
+    damaged or rewrapped value is checked again. With the same keyring, the
+    same bytes always decrypt the same way, so the settings page need not
+    decrypt each secret on every view.
+    """
+
+    def __init__(self, max_entries: int = 4096):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str, str, int, str], None] = OrderedDict()
+        self._lock = Lock()
+
+    def __contains__(self, entry: tuple[str, str, str, int, str]) -> bool:
+        with self._lock:
+            if entry not in self._entries:
+                return False
+            self._entries.move_to_end(entry)
+            return True
+
+    def add(self, entry: tuple[str, str, str, int, str]) -> None:
+        with self._lock:
+            self._entries[entry] = None
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def __repr__(self) -> str:
+        return f"DecryptableValues(entries={len(self._entries)}, max_entries={self.max_entries})"
+
+
 def _decrypts(tenant: Tenant, row: Row) -> bool:
     """Decrypt a stored secret in memory, with the data key its row names, and drop the plaintext."""
+    if row.wrapped_key is None:
+        _log_undecryptable_once(tenant, row)
+        return False
+
+    decryptable = current_app.extensions["tenant_config.decryptable_values"]
+    entry = (tenant.id, row.key, row.value, row.data_key_version, row.wrapped_key)
+    if entry in decryptable:
+        return True
+
     try:
-        if row.wrapped_key is None:
-            raise DecryptionError(tenant.slug, row.key)
         aead = datakeys.value_aead(tenant.id, row.data_key_version, row.master_key_id, row.wrapped_key)
         decrypt_value_with(aead, tenant.id, row.key, row.value, tenant_label=tenant.slug)
     except DecryptionError:
         _log_undecryptable_once(tenant, row)
         return False
+    decryptable.add(entry)
     return True
 
 

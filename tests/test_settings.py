@@ -363,6 +363,16 @@ def test_undecryptable_secret_degrades_page(app, world, make_browser, caplog):
     assert _resolve(app, "globex", "stripe.secret_key").reveal() == "sk_test_globexUnharmed1"
 
 
+def test_damage_after_view_shows_next_view(app, world, make_browser):
+    admin = make_browser(world.acme_admin)
+    admin.save("acme", "stripe", {"stripe.secret_key": STRIPE_KEY})
+    assert "Cannot be decrypted" not in admin.get("/t/acme/settings").text
+
+    _damage(app, "acme", "stripe.secret_key")
+
+    assert admin.get("/t/acme/settings").text.count("Cannot be decrypted") == 1
+
+
 def test_saving_repairs_undecryptable_secret(app, world, make_browser):
     admin = make_browser(world.acme_admin)
     admin.save("acme", "smtp", SMTP_FIELDS)
