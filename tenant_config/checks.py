@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import bindparam, select
 
 from . import audit, integrations
 from .access import require_admin
 from .audit import Actor
 from .crypto import DecryptionError
-from .direct_query import session_connection
+from .direct_query import DirectQuery, NamedRow
 from .extensions import db, limiter
 from .forms import PostOnlyForm
 from .models import AuditEvent, Tenant
@@ -30,7 +30,7 @@ USED_BY = "send test"
 
 # The newest test sends first. 50 is far more than one per integration, and bounds a tenant that tests often.
 _events = AuditEvent.__table__
-_RECENT_TESTS = (
+_RECENT_TESTS = DirectQuery(
     select(_events.c.key, _events.c.created_at, _events.c.outcome)
     .where(_events.c.tenant_id == bindparam("tenant_id"), _events.c.action == bindparam("action"))
     .order_by(_events.c.created_at.desc(), _events.c.id.desc())
@@ -114,10 +114,10 @@ def send_test(slug: str, integration: str):
     return redirect(url_for("settings.show", slug=slug, _anchor=f"group-{integration}"))
 
 
-def last_tests(tenant: Tenant) -> dict[str, Row]:
-    """Return the newest test send of each integration, as a Core row with the ``key``, ``created_at`` and ``outcome`` of its audit event."""
-    events = session_connection().execute(_RECENT_TESTS, {"tenant_id": tenant.id, "action": TEST_ACTION})
-    latest: dict[str, Row] = {}
+def last_tests(tenant: Tenant) -> dict[str, NamedRow]:
+    """Return the newest test send of each integration, as a row with the ``key``, ``created_at`` and ``outcome`` of its audit event."""
+    events = _RECENT_TESTS.rows({"tenant_id": tenant.id, "action": TEST_ACTION})
+    latest: dict[str, NamedRow] = {}
     for event in events:
         latest.setdefault(event.key, event)
     return latest

@@ -1,4 +1,4 @@
-"""Prebuilt SELECTs that run on the DBAPI cursor of the session's connection, for the resolver's hot paths.
+"""Prebuilt SELECTs that run on the DBAPI cursor of the session's connection, for the resolver's and the pages' hot paths.
 
 ``Connection.execute`` does much more per statement than SQLite itself: in
 `make bench` on the two-core machine that docs/benchmarks.md describes, the
@@ -12,14 +12,18 @@ session's uncommitted changes as an ORM query's would. It keeps these parts of
 - pending ORM changes are flushed first when the session autoflushes;
 - a DBAPI error goes through the connection's own error handling, so callers
   get the same ``sqlalchemy.exc.DBAPIError`` subclass and a lost connection
-  is invalidated.
+  is invalidated;
+- on SQLite, columns whose type converts the stored value, such as
+  ``DateTime``, go through the same result processors, which pysqlite's
+  cursor lets SQLAlchemy choose by type alone.
 
 The statement runs through ``Connection.execute`` instead whenever that would
 do more than send the SQL: when the driver is not one that the tests cover
-(pysqlite or psycopg), when a parameter or a column needs type processing on
-the dialect, when the engine, connection or dialect has event listeners or logs
-SQL, when the connection has execution options, or when its transaction is no
-longer active. Core then raises the error that it raises for that state.
+(pysqlite or psycopg), when a parameter needs type processing or expands
+into a list, when a column needs type processing on PostgreSQL, when the
+engine, connection or dialect has event listeners or logs SQL, when the
+connection has execution options, or when its transaction is no longer
+active. Core then raises the error that it raises for that state.
 
 NOTE: the listener and logging checks and the error handling use private
 members of SQLAlchemy's ``Connection`` (``_has_events``, ``_echo`` and
@@ -29,12 +33,16 @@ pins). tests/test_direct_query.py exercises each of them on every database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, TypeAlias
 
 from sqlalchemy import Connection, Dialect, Select
 
 from .extensions import db
+
+# A row that ``DirectQuery.rows`` returns: a named tuple, or a Core ``Row`` when the statement ran through Core.
+NamedRow: TypeAlias = Any
 
 # (dialect name, driver) pairs whose DBAPI cursor the statements run on. The test suite runs on both.
 DIRECT_DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
@@ -46,6 +54,10 @@ class _CompiledSql(NamedTuple):
     sql: str | None
     # Parameter names in placeholder order for a positional paramstyle, None for a named one.
     positions: tuple[str, ...] | None
+    # The result processor of each column, None for a column without one. None when no column has one.
+    processors: tuple[Callable[[Any], Any] | None, ...] | None = None
+    # Values that the statement itself binds, such as the one of ``.limit(50)``, by parameter name.
+    fixed: Mapping[str, Any] | None = None
 
 
 def session_connection() -> Connection:
@@ -65,16 +77,39 @@ def session_connection() -> Connection:
 class DirectQuery:
     """A Core SELECT, compiled once per dialect, that runs on the DBAPI cursor of the session's connection.
 
-    Rows come back as the driver's tuples, or as Core ``Row`` objects when
-    the statement runs through ``Connection.execute``. Both unpack and index
-    the same way, so callers must not use attribute access on them.
+    ``first`` and ``stream`` return the driver's tuples, or Core ``Row``
+    objects when the statement runs through ``Connection.execute``. Both
+    unpack and index the same way, so callers of those two must not use
+    attribute access. ``rows`` returns rows with attribute access either way.
     """
 
-    __slots__ = ("statement", "_compiled")
+    __slots__ = ("statement", "_compiled", "_row_class")
 
     def __init__(self, statement: Select):
         self.statement = statement
         self._compiled: _CompiledSql | None = None
+        self._row_class = namedtuple("DirectRow", [column.key for column in statement.selected_columns])
+
+    def rows(self, parameters: Mapping[str, Any]) -> list[NamedRow]:
+        """Run the statement in the session's transaction and return every row, each readable by column name."""
+        connection = session_connection()
+        compiled = self._compiled_for(connection.dialect)
+        if compiled.sql is None or _needs_core(connection):
+            return list(connection.execute(self.statement, parameters))
+
+        arguments = _arguments(compiled, parameters)
+        dbapi_connection = connection.connection
+        cursor = None
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute(compiled.sql, arguments)
+            fetched = cursor.fetchall()
+        except BaseException as error:
+            _handle_error(connection, error, compiled.sql, arguments, cursor)
+            raise
+        cursor.close()
+        make = self._row_class._make
+        return [make(row) for row in _processed(compiled, fetched)]
 
     def first(self, parameters: Mapping[str, Any]) -> Sequence[Any] | None:
         """Run the statement in the session's transaction and return its first row, or None."""
@@ -94,7 +129,9 @@ class DirectQuery:
             _handle_error(connection, error, compiled.sql, arguments, cursor)
             raise
         cursor.close()
-        return row
+        if row is None or compiled.processors is None:
+            return row
+        return _processed(compiled, [row])[0]
 
     def stream(self, parameters: Mapping[str, Any], rows_per_fetch: int) -> Iterator[Sequence[Sequence[Any]]]:
         """Run the statement in the session's transaction and yield its rows in lists of up to ``rows_per_fetch``.
@@ -133,7 +170,7 @@ class DirectQuery:
                     raise
                 if not rows:
                     return
-                yield rows
+                yield rows if compiled.processors is None else _processed(compiled, rows)
         finally:
             cursor.close()
 
@@ -153,18 +190,36 @@ def _compile(statement: Select, dialect: Dialect) -> _CompiledSql:
     converts_parameter = any(
         bind.type.dialect_impl(dialect).bind_processor(dialect) is not None for bind in compiled.binds.values()
     )
-    converts_column = any(
-        column.type.dialect_impl(dialect).result_processor(dialect, None) is not None
-        for column in statement.selected_columns
+    # pysqlite's cursor description gives no column type, so SQLAlchemy chooses these processors by type
+    # alone, as here. psycopg's gives one, which a processor may depend on, so such columns keep Core's path.
+    processors = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in statement.selected_columns
     )
-    if compiled.escaped_bind_names or converts_parameter or converts_column:
+    converts_column = any(processor is not None for processor in processors)
+    # A list parameter, such as one of ``in_``, is rendered into the SQL at each execution.
+    expands = any(bind.expanding for bind in compiled.binds.values())
+    if compiled.escaped_bind_names or expands or converts_parameter or (converts_column and dialect.driver != "pysqlite"):
         return _CompiledSql(dialect, None, None)
 
     positions = tuple(compiled.positiontup) if compiled.positional else None
-    return _CompiledSql(dialect, compiled.string, positions)
+    fixed = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None} or None
+    return _CompiledSql(dialect, compiled.string, positions, processors if converts_column else None, fixed)
+
+
+def _processed(compiled: _CompiledSql, rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """Apply the columns' result processors to fetched rows, as Core does."""
+    processors = compiled.processors
+    if processors is None:
+        return rows
+    return [
+        tuple(value if processor is None else processor(value) for processor, value in zip(processors, row))
+        for row in rows
+    ]
 
 
 def _arguments(compiled: _CompiledSql, parameters: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+    if compiled.fixed:
+        parameters = {**compiled.fixed, **parameters}
     if compiled.positions is None:
         return parameters
     return [parameters[name] for name in compiled.positions]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Row
-
 from . import integrations
+from .direct_query import NamedRow
 from .models import Tenant, as_utc
 from .registry import KEYS
 from .values import SettingView
@@ -30,7 +29,7 @@ class Readiness:
 
     state: str
     missing: tuple[str, ...]
-    last_test: Row | None
+    last_test: NamedRow | None
     # True when a key of the integration was saved after the last test, so that test no longer counts.
     changed_since_test: bool
 
@@ -50,7 +49,7 @@ class Readiness:
         return (self.last_test.outcome or "").removeprefix(FAILED_PREFIX)
 
 
-def _changed_after(views: list[SettingView], event: Row | None) -> bool:
+def _changed_after(views: list[SettingView], event: NamedRow | None) -> bool:
     if event is None:
         return False
     tested_at = as_utc(event.created_at)
@@ -58,7 +57,7 @@ def _changed_after(views: list[SettingView], event: Row | None) -> bool:
 
 
 def of_integration(
-    tenant: Tenant, integration: str, views: dict[str, SettingView], last_test: Row | None,
+    tenant: Tenant, integration: str, views: dict[str, SettingView], last_test: NamedRow | None,
 ) -> Readiness:
     """Compute one integration's readiness from the page's views, with no query of its own."""
     stored = {name for name, view in views.items() if view.is_set}
@@ -74,7 +73,7 @@ def of_integration(
     return Readiness(state=state, missing=missing, last_test=last_test, changed_since_test=changed)
 
 
-def of_tenant(tenant: Tenant, views: dict[str, SettingView], last_tests: dict[str, Row]) -> dict[str, Readiness]:
+def of_tenant(tenant: Tenant, views: dict[str, SettingView], last_tests: dict[str, NamedRow]) -> dict[str, Readiness]:
     """Compute the readiness of every integration, keyed by integration name."""
     return {
         integration: of_integration(tenant, integration, views, last_tests.get(integration))

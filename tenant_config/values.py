@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from threading import Lock
 
 from flask import current_app
-from sqlalchemy import Row, and_, bindparam, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
 
 from . import audit, datakeys
 from .audit import Actor
 from .crypto import DecryptionError, decrypt_value_with, encrypt_value
-from .direct_query import session_connection
+from .direct_query import DirectQuery, NamedRow
 from .extensions import db
 from .models import ConfigValue, Tenant, TenantDataKey, utcnow
 from .registry import KEYS, ConfigKey, get_key
@@ -32,7 +32,7 @@ MAX_WRITE_ATTEMPTS = 3
 # The columns of a stored value that the pages show, with the data key that its row names.
 _value = ConfigValue.__table__
 _data_key = TenantDataKey.__table__
-_STORED_VALUES = (
+_STORED_VALUES = DirectQuery(
     select(
         _value.c.key, _value.c.value, _value.c.data_key_version, _value.c.row_version, _value.c.updated_at,
         _value.c.updated_by_label, _value.c.last_used_at, _value.c.last_used_by,
@@ -50,15 +50,15 @@ _STORED_VALUES = (
 class SettingView:
     """The part of one key that the settings page may show. ``value`` is None for secrets.
 
-    ``row`` is the stored row as read for the page, a Core row with the value
-    columns of ``ConfigValue`` and its data key's ``master_key_id`` and
-    ``wrapped_key``, or None when the key is not set. ``decryptable`` is
+    ``row`` is the stored row as read for the page, with the value columns
+    of ``ConfigValue`` and its data key's ``master_key_id`` and
+    ``wrapped_key`` as attributes, or None when the key is not set. ``decryptable`` is
     False for a stored secret that fails to decrypt, which the page shows so
     that an admin can enter it again.
     """
 
     key: ConfigKey
-    row: Row | None
+    row: NamedRow | None
     value: str | None
     decryptable: bool = True
 
@@ -77,10 +77,10 @@ def describe(tenant: Tenant) -> list[SettingView]:
 
     Each stored secret is decrypted in memory and dropped, only to find out
     whether it still decrypts, once per process for each stored blob. The
-    query runs through Core, not the ORM, because a page reads these rows
-    and never changes them.
+    query runs on the DBAPI cursor, not through the ORM, because a page
+    reads these rows and never changes them.
     """
-    rows = {row.key: row for row in session_connection().execute(_STORED_VALUES, {"tenant_id": tenant.id})}
+    rows = {row.key: row for row in _STORED_VALUES.rows({"tenant_id": tenant.id})}
     views = []
     for key in KEYS.values():
         row = rows.get(key.name)
@@ -124,7 +124,7 @@ class DecryptableValues:
         return f"DecryptableValues(entries={len(self._entries)}, max_entries={self.max_entries})"
 
 
-def _decrypts(tenant: Tenant, row: Row) -> bool:
+def _decrypts(tenant: Tenant, row: NamedRow) -> bool:
     """Decrypt a stored secret in memory, with the data key its row names, and drop the plaintext."""
     if row.wrapped_key is None:
         _log_undecryptable_once(tenant, row)
@@ -150,7 +150,7 @@ def _decrypts(tenant: Tenant, row: Row) -> bool:
 _logged_undecryptable: set[tuple[str, str, int]] = set()
 
 
-def _log_undecryptable_once(tenant: Tenant, row: Row) -> None:
+def _log_undecryptable_once(tenant: Tenant, row: NamedRow) -> None:
     marker = (tenant.id, row.key, row.row_version)
     if marker in _logged_undecryptable:
         return

@@ -57,12 +57,72 @@ def test_first_sees_uncommitted_changes(app, world):
         assert query.first({"slug": "initech"}) is None
 
 
-def test_converted_column_runs_through_core(app, world):
+class Shouted(sa.types.TypeDecorator):
+    """A column type that converts every value it reads, on every dialect."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        return value.upper()
+
+
+CONVERTED = select(_tenant.c.created_at, sa.type_coerce(_tenant.c.slug, Shouted()).label("shouted")).where(
+    _tenant.c.slug == bindparam("slug")
+)
+
+
+def test_converted_column_matches_core(app, world):
     with app.app_context():
-        query = DirectQuery(select(_tenant.c.created_at).where(_tenant.c.slug == bindparam("slug")))
-        (created_at,) = query.first({"slug": "acme"})
+        created_at, shouted = DirectQuery(CONVERTED).first({"slug": "acme"})
+        core = _core_first(CONVERTED, {"slug": "acme"})
 
     assert isinstance(created_at, datetime)
+    assert shouted == "ACME"
+    assert (created_at, shouted) == tuple(core)
+
+
+def test_converted_column_bypasses_core_on_sqlite(app, world, database, monkeypatch):
+    query = DirectQuery(CONVERTED)
+    with app.app_context():
+        query.first({"slug": "acme"})
+        if database.backend == "sqlite":
+            _forbid_core(monkeypatch)
+
+        row = query.first({"slug": "globex"})
+
+    assert row[1] == "GLOBEX"
+    assert (query._compiled.sql is None) == (database.backend == "postgresql")
+
+
+def test_rows_are_read_by_name(app, world):
+    others = DirectQuery(
+        select(_tenant.c.slug, _tenant.c.created_at).where(_tenant.c.slug != bindparam("slug")).order_by(_tenant.c.slug)
+    )
+    with app.app_context():
+        core = list(db.session.connection().execute(others.statement, {"slug": "acme"}))
+        rows = others.rows({"slug": "acme"})
+
+    assert [row.slug for row in rows] == ["globex"]
+    assert isinstance(rows[0].created_at, datetime)
+    assert [tuple(row) for row in rows] == [tuple(row) for row in core]
+
+
+def test_expanding_parameter_runs_through_core(app, world):
+    named = DirectQuery(select(_tenant.c.slug).where(_tenant.c.slug.in_(bindparam("slugs", expanding=True))))
+    with app.app_context():
+        rows = named.rows({"slugs": ["globex", "initech"]})
+
+    assert [row.slug for row in rows] == ["globex"]
+    assert named._compiled.sql is None
+
+
+def test_rows_use_values_bound_in_statement(app, world):
+    first_one = DirectQuery(select(_tenant.c.slug).order_by(_tenant.c.slug).limit(1))
+    with app.app_context():
+        rows = first_one.rows({})
+
+    assert [row.slug for row in rows] == ["acme"]
 
 
 def test_stream_returns_every_row_in_batches(app, world):
