@@ -84,6 +84,12 @@ def app_overrides():
     return {"LOGIN_RATE_LIMIT_PER_ACCOUNT": "3 per 15 minutes", "LOGIN_RATE_LIMIT_PER_ADDRESS": "5 per 15 minutes"}
 
 
+def test_limits_checked_only_in_limited_views(app):
+    from tenant_config.extensions import limiter
+
+    assert limiter._check_request_limit not in app.before_request_funcs[None]
+
+
 def test_login_limited_per_account(app, world, make_browser):
     attacker = make_browser()
     assert _failed_logins(attacker, world.acme_admin, 4) == [400, 400, 400, 429]
