@@ -48,6 +48,8 @@ class Endpoint:
     server: Server
     make_request: Callable[[int, int], Request]
     expected_status: int
+    # The product's database, or None for the floor.
+    backend: str | None = None
 
 
 def run(context: RunContext) -> PartResult:
@@ -84,7 +86,7 @@ def _table(results: dict[str, LoadResult], cpu: dict[str, CpuTime]) -> Table:
     floor = results[FLOOR]
     table = Table([
         "endpoint", "requests/s", "÷ floor", "p50 ms", "p99 ms", "requests", "errors",
-        "server CPU ms/request", "client CPU ms/request",
+        "server CPU ms/request", "client CPU ms/request", "PostgreSQL CPU ms/request",
     ])
     for name, result in results.items():
         errors = ", ".join(f"{count} {kind}" for kind, count in result.errors.most_common()) or "0"
@@ -93,6 +95,7 @@ def _table(results: dict[str, LoadResult], cpu: dict[str, CpuTime]) -> Table:
             name, format_rate(result.per_second), format_ratio(result.per_second / floor.per_second),
             f"{result.latency_ms(0.5):.1f}", f"{result.latency_ms(0.99):.1f}", f"{result.requests:,}", errors,
             f"{cpu[name].server / completed * 1000:.2f}", f"{cpu[name].client / completed * 1000:.2f}",
+            "–" if cpu[name].database is None else f"{cpu[name].database / completed * 1000:.2f}",
         ])
     return table
 
@@ -127,8 +130,9 @@ def _setup(context: RunContext, backends: list[str]) -> str:
         " other endpoints in a shuffled order, and each segment starts with"
         f" {scale.http_warmup_seconds:g} s of unmeasured warm-up. A save posts a new Stripe secret key with the form's"
         " CSRF token and counts when it gets its 302 redirect, which the client does not follow. The product logs each"
-        " save at INFO, as in production. Server CPU is that of the gunicorn processes, read from /proc, and leaves out"
-        " PostgreSQL's own processes. Client CPU is that of the load generator."
+        " save at INFO, as in production. Server CPU is that of the gunicorn processes, read from /proc. Client CPU is"
+        " that of the load generator. PostgreSQL CPU is that of every PostgreSQL server process on the machine, also"
+        " read from /proc."
     )
 
 
@@ -183,18 +187,18 @@ class Server:
 
 @dataclass
 class CpuTime:
-    """CPU seconds that the server processes and the load generator spent on one endpoint, warm-up included.
+    """CPU seconds that the server processes, the load generator and the database spent on one endpoint, warm-up included.
 
-    The product's PostgreSQL server is not counted.
+    ``database`` counts every PostgreSQL process on the machine, and stays None for an endpoint that uses none.
     """
 
     server: float = 0.0
     client: float = 0.0
+    database: float | None = None
 
 
-def _server_cpu_seconds(root_pid: int) -> float:
-    """Return the user plus system CPU seconds of a gunicorn master and its workers, read from /proc."""
-    ticks = 0
+def _process_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """Yield the pid, command name and the fields after the name of each process, read from /proc."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -202,12 +206,24 @@ def _server_cpu_seconds(root_pid: int) -> float:
             stat = Path(entry.path, "stat").read_text()
         except OSError:
             continue
-        # The fields after the parenthesised command name start with the state, then the parent pid;
-        # utime and stime are the 12th and 13th of them.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(entry.name) == root_pid or int(fields[1]) == root_pid:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        head, tail = stat.rsplit(")", 1)
+        yield int(entry.name), head.split("(", 1)[1], tail.split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    # The fields after the parenthesised command name start with the state, then the parent pid;
+    # utime and stime are the 12th and 13th of them.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu_seconds(root_pid: int) -> float:
+    """Return the user plus system CPU seconds of a gunicorn master and its workers."""
+    return sum(_cpu_seconds(fields) for pid, _name, fields in _process_stats() if root_pid in (pid, int(fields[1])))
+
+
+def _postgres_cpu_seconds() -> float:
+    """Return the user plus system CPU seconds of every PostgreSQL server process on the machine."""
+    return sum(_cpu_seconds(fields) for _pid, name, fields in _process_stats() if name == "postgres")
 
 
 def _own_cpu_seconds() -> float:
@@ -275,8 +291,8 @@ async def _measure(
             form = {"csrf_token": logins[client].csrf_token, "stripe__secret_key": f"sk_test_bench{client:02d}x{sequence}"}
             return Request("POST", f"/t/{slugs[client]}/settings/stripe", logins[client].cookie, form)
 
-        endpoints.append(Endpoint(_settings_name(backend), server, settings_request, 200))
-        endpoints.append(Endpoint(_save_name(backend), server, save_request, 302))
+        endpoints.append(Endpoint(_settings_name(backend), server, settings_request, 200, backend))
+        endpoints.append(Endpoint(_save_name(backend), server, save_request, 302, backend))
 
     results = {endpoint.name: LoadResult() for endpoint in endpoints}
     cpu = {endpoint.name: CpuTime() for endpoint in endpoints}
@@ -286,11 +302,14 @@ async def _measure(
         generator.shuffle(order)
         for endpoint in order:
             server_before, client_before = _server_cpu_seconds(endpoint.server.pid), _own_cpu_seconds()
+            database_before = _postgres_cpu_seconds() if endpoint.backend == POSTGRESQL else None
             segment = await run_load(
                 HOST, endpoint.server.port, endpoint.make_request, endpoint.expected_status, len(slugs),
                 scale.http_warmup_seconds, scale.http_seconds / scale.http_segments,
             )
             cpu[endpoint.name].server += _server_cpu_seconds(endpoint.server.pid) - server_before
             cpu[endpoint.name].client += _own_cpu_seconds() - client_before
+            if database_before is not None:
+                cpu[endpoint.name].database = (cpu[endpoint.name].database or 0.0) + _postgres_cpu_seconds() - database_before
             results[endpoint.name].merge(segment)
     return results, cpu
