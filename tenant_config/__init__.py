@@ -98,21 +98,26 @@ def _check_limits_in_limited_views_only(app: Flask) -> None:
     """Remove Flask-Limiter's check before every request while no limit covers every route.
 
     Each limit of the app decorates a view, and such a view checks its own
-    limits when it runs. The check before each request only adds default,
-    application and blueprint limits, and it took about 6% of a settings
-    page's time. It stays when the configuration sets any of those limits.
+    limits when it runs. The check before each request adds default,
+    application, blueprint and meta limits, and in-memory fallback limits
+    while the storage is down. It took about 6% of a settings page's time.
+    It stays when the configuration sets any of those limits.
 
     NOTE: this relies on how Flask-Limiter 4.1.1, which requirements.txt
-    pins, splits the work, and on its private ``_blueprint_limits`` and
-    ``_check_request_limit`` members. tests/test_auth.py and
-    tests/test_checks.py show that decorated limits still apply.
+    pins, splits the work, and on its private ``_blueprint_limits``,
+    ``_meta_limits``, ``_in_memory_fallback`` and ``_check_request_limit``
+    members. tests/test_auth.py and tests/test_checks.py show that
+    decorated limits still apply, and that a meta limit keeps the check.
     """
     from .extensions import limiter
 
     manager = limiter.limit_manager
-    if manager.default_limits or manager.application_limits or manager._blueprint_limits:
-        return
-    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    covers_every_route = (
+        manager.default_limits or manager.application_limits or manager._blueprint_limits
+        or limiter._meta_limits or limiter._in_memory_fallback
+    )
+    if not covers_every_route:
+        app.before_request_funcs[None].remove(limiter._check_request_limit)
 
 
 def _check_stored_keys(app: Flask) -> None:

@@ -41,7 +41,7 @@ from sqlalchemy import Connection, Dialect, Select
 
 from .extensions import db
 
-# A row that ``DirectQuery.rows`` returns: a named tuple, or a Core ``Row`` when the statement ran through Core.
+# A row that ``DirectQuery.rows`` returns: a named tuple of the selected columns.
 NamedRow: TypeAlias = Any
 
 # (dialect name, driver) pairs whose DBAPI cursor the statements run on. The test suite runs on both.
@@ -80,7 +80,9 @@ class DirectQuery:
     ``first`` and ``stream`` return the driver's tuples, or Core ``Row``
     objects when the statement runs through ``Connection.execute``. Both
     unpack and index the same way, so callers of those two must not use
-    attribute access. ``rows`` returns rows with attribute access either way.
+    attribute access. ``rows`` returns named tuples either way, whose repr
+    shows the column names and hides the values, because the pages read
+    ciphertexts and wrapped data keys through it.
     """
 
     __slots__ = ("statement", "_compiled", "_row_class")
@@ -88,14 +90,15 @@ class DirectQuery:
     def __init__(self, statement: Select):
         self.statement = statement
         self._compiled: _CompiledSql | None = None
-        self._row_class = namedtuple("DirectRow", [column.key for column in statement.selected_columns])
+        self._row_class = _row_class(statement)
 
     def rows(self, parameters: Mapping[str, Any]) -> list[NamedRow]:
         """Run the statement in the session's transaction and return every row, each readable by column name."""
         connection = session_connection()
         compiled = self._compiled_for(connection.dialect)
+        make = self._row_class._make
         if compiled.sql is None or _needs_core(connection):
-            return list(connection.execute(self.statement, parameters))
+            return [make(row) for row in connection.execute(self.statement, parameters)]
 
         arguments = _arguments(compiled, parameters)
         dbapi_connection = connection.connection
@@ -108,7 +111,6 @@ class DirectQuery:
             _handle_error(connection, error, compiled.sql, arguments, cursor)
             raise
         cursor.close()
-        make = self._row_class._make
         return [make(row) for row in _processed(compiled, fetched)]
 
     def first(self, parameters: Mapping[str, Any]) -> Sequence[Any] | None:
@@ -179,6 +181,19 @@ class DirectQuery:
         if compiled is None or compiled.dialect is not dialect:
             compiled = self._compiled = _compile(self.statement, dialect)
         return compiled
+
+
+def _row_class(statement: Select) -> type:
+    """Return a named tuple class for the statement's columns, whose repr names the columns and hides the values."""
+    fields = [column.key for column in statement.selected_columns]
+
+    class DirectRow(namedtuple("DirectRow", fields)):
+        __slots__ = ()
+
+        def __repr__(self) -> str:
+            return f"DirectRow({', '.join(self._fields)}; values hidden)"
+
+    return DirectRow
 
 
 def _compile(statement: Select, dialect: Dialect) -> _CompiledSql:

@@ -96,25 +96,26 @@ def describe(tenant: Tenant) -> list[SettingView]:
 class DecryptableValues:
     """A bounded, thread-safe record of stored values that decrypted in this process, one per app.
 
-    An entry names the exact stored blob and wrapped data key, so a changed,
-    damaged or rewrapped value is checked again. With the same keyring, the
+    An entry names the exact stored blob, its wrapped data key and that
+    key's master key id, so a changed, damaged or rewrapped value is checked
+    again. With the same keyring, the
     same bytes always decrypt the same way, so the settings page need not
     decrypt each secret on every view.
     """
 
     def __init__(self, max_entries: int = 4096):
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str, str, int, str], None] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, str, int, str, str], None] = OrderedDict()
         self._lock = Lock()
 
-    def __contains__(self, entry: tuple[str, str, str, int, str]) -> bool:
+    def __contains__(self, entry: tuple[str, str, str, int, str, str]) -> bool:
         with self._lock:
             if entry not in self._entries:
                 return False
             self._entries.move_to_end(entry)
             return True
 
-    def add(self, entry: tuple[str, str, str, int, str]) -> None:
+    def add(self, entry: tuple[str, str, str, int, str, str]) -> None:
         with self._lock:
             self._entries[entry] = None
             while len(self._entries) > self.max_entries:
@@ -131,7 +132,7 @@ def _decrypts(tenant: Tenant, row: NamedRow) -> bool:
         return False
 
     decryptable = current_app.extensions["tenant_config.decryptable_values"]
-    entry = (tenant.id, row.key, row.value, row.data_key_version, row.wrapped_key)
+    entry = (tenant.id, row.key, row.value, row.data_key_version, row.master_key_id, row.wrapped_key)
     if entry in decryptable:
         return True
 

@@ -249,11 +249,13 @@ def test_reprs_hold_no_secret(app, world):
         texts += [repr(resolve("acme", name)) for name in ("stripe.secret_key", "slack.webhook_url", "smtp.password")]
         texts += [str(resolve("acme", "smtp.password")), f"{resolve('acme', 'smtp.password'):>40}"]
         texts += [repr(app.config["KEYRING"]), repr(app.extensions["tenant_config.data_key_cache"])]
+        texts += [repr(values.describe(find_tenant("acme"))), repr(app.extensions["tenant_config.decryptable_values"])]
         wrapped = db.session.scalars(select(TenantDataKey.wrapped_key)).all()
+        ciphertexts = db.session.scalars(select(ConfigValue.value).where(ConfigValue.data_key_version.is_not(None))).all()
 
     text = "\n".join(texts)
     _assert_no_secret(text, "a repr")
-    for blob in wrapped:
+    for blob in wrapped + ciphertexts:
         assert blob not in text
 
 

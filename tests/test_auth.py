@@ -1,6 +1,6 @@
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import MASTER_KEY, PASSWORD, Browser
 
 
 def test_login_lands_on_only_tenant(app, world, browser):
@@ -88,6 +88,30 @@ def test_limits_checked_only_in_limited_views(app):
     from tenant_config.extensions import limiter
 
     assert limiter._check_request_limit not in app.before_request_funcs[None]
+
+
+@pytest.fixture
+def restore_meta_limits():
+    """Restore Flask-Limiter's meta limits afterwards, because the shared Limiter keeps the first ones an app sets."""
+    from tenant_config.extensions import limiter
+
+    saved = limiter._meta_limits
+    yield
+    limiter._meta_limits = saved
+
+
+def test_meta_limit_blocks_every_page(world, make_app, restore_meta_limits):
+    app = make_app(MASTER_KEY, RATELIMIT_META="1 per hour", LOGIN_RATE_LIMIT_PER_ADDRESS="1 per 15 minutes")
+    admin = Browser(app.test_client())
+    assert admin.login(world.acme_admin).status_code == 302
+
+    # Test clients share one address, so the guesser's breach blocks the admin too.
+    guesser = Browser(app.test_client())
+    assert guesser.login(world.acme_admin, "wrong password").status_code == 400
+    assert guesser.login(world.acme_admin, "wrong password").status_code == 429
+
+    assert admin.get("/").status_code == 429
+    assert admin.get("/t/acme/settings").status_code == 429
 
 
 def test_login_limited_per_account(app, world, make_browser):

@@ -3,10 +3,14 @@ import re
 import pytest
 from sqlalchemy import select
 
+from tenant_config import values
+from tenant_config.accounts import find_tenant
+from tenant_config.audit import Actor
 from tenant_config.crypto import DecryptionError
 from tenant_config.extensions import db
-from tenant_config.models import AuditEvent, ConfigValue
+from tenant_config.models import AuditEvent, ConfigValue, TenantDataKey
 from tenant_config.resolver import resolve
+from tests.conftest import MASTER_KEY, Browser
 
 STRIPE_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 WEBHOOK = "https://hooks.slack.com/services/T0ACME/B0ACME/q8WzHk2LmNp4RsTv"
@@ -369,6 +373,25 @@ def test_damage_after_view_shows_next_view(app, world, make_browser):
     assert "Cannot be decrypted" not in admin.get("/t/acme/settings").text
 
     _damage(app, "acme", "stripe.secret_key")
+
+    assert admin.get("/t/acme/settings").text.count("Cannot be decrypted") == 1
+
+
+def test_changed_master_key_id_shows_on_next_view(world, make_app):
+    # Room for one data key, so that viewing globex evicts acme's key as other tenants' traffic would.
+    app = make_app(MASTER_KEY, DATA_KEY_CACHE_SIZE=1)
+    with app.app_context():
+        values.set_value(find_tenant("acme"), "stripe.secret_key", STRIPE_KEY, Actor.cli())
+        values.set_value(find_tenant("globex"), "stripe.secret_key", "sk_test_globexUnharmed1", Actor.cli())
+    admin = Browser(app.test_client())
+    admin.login(world.both_admin)
+    assert "Cannot be decrypted" not in admin.get("/t/acme/settings").text
+
+    with app.app_context():
+        data_key = db.session.scalars(select(TenantDataKey).where(TenantDataKey.tenant_id == find_tenant("acme").id)).one()
+        data_key.master_key_id = "0" * 16
+        db.session.commit()
+    admin.get("/t/globex/settings")
 
     assert admin.get("/t/acme/settings").text.count("Cannot be decrypted") == 1
 
