@@ -32,7 +32,7 @@ def load_user(session_id: str) -> User | None:
     On a tenant's pages the same query loads the tenant that the URL names.
     """
     user_id, _, token = session_id.partition(":")
-    if not user_id.isdigit():
+    if not (user_id.isascii() and user_id.isdigit()):
         return None
     slug = access.url_slug()
     if slug is None:

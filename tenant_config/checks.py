@@ -68,7 +68,8 @@ def _rate_limit() -> str:
 
 
 def _rate_limit_key() -> str:
-    return f"test-send:{(request.view_args or {}).get('slug')}:{current_user.get_id()}"
+    # The user's id, not the session id, which changes at each login and would reset the limit.
+    return f"test-send:{(request.view_args or {}).get('slug')}:{current_user.id}"
 
 
 def _wait_out_failure(started: float) -> None:

@@ -201,3 +201,15 @@ def test_proxy_headers_trusted_only_when_configured(database, tmp_path, world, p
     page = admin.get("/t/acme/activity").text
     assert f"<td>{expected}</td>" in page
     _dispose(worker)
+
+
+@pytest.mark.parametrize("session_id", ["²:token", "١٢:token", "x1:token", ":token"])
+def test_odd_session_user_id_is_logged_out(app, world, browser, session_id):
+    browser.login(world.acme_admin)
+    with browser.client.session_transaction() as session:
+        session["_user_id"] = session_id
+
+    response = browser.get("/t/acme/settings")
+
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]

@@ -133,6 +133,16 @@ def test_test_sends_are_rate_limited(app, acme_admin, servers):
     assert len(servers[1].requests) == 3
 
 
+def test_new_login_keeps_test_send_limit(app, world, acme_admin, servers):
+    for _ in range(3):
+        acme_admin.post_form("/t/acme/settings/slack/test", {})
+    assert acme_admin.post_form("/logout", {}).status_code == 302
+    assert acme_admin.login(world.acme_admin).status_code == 302
+
+    assert acme_admin.post_form("/t/acme/settings/slack/test", {}).status_code == 429
+    assert len(servers[1].requests) == 3
+
+
 def test_member_cannot_send_test(app, world, acme_admin, make_browser, servers):
     member = make_browser(world.acme_member)
     assert member.post_form("/t/acme/settings/slack/test", {}).status_code == 403
