@@ -20,6 +20,7 @@ from sqlalchemy import Row, and_, bindparam, select
 from . import datakeys, usage
 from .crypto import BulkDecryptor, DecryptionError, decrypt_value_with
 from .direct_query import DirectQuery, session_connection
+from .identity import TenantRef
 from .models import ConfigValue, Tenant, TenantDataKey
 from .registry import ConfigKey, UnknownKeyError, get_key
 from .secret import Secret
@@ -96,10 +97,11 @@ _NAMED_TENANTS = (
 )
 
 
-def resolve(tenant: Tenant | str, key_name: str, used_by: str | None = None) -> Secret | str:
+def resolve(tenant: Tenant | TenantRef | str, key_name: str, used_by: str | None = None) -> Secret | str:
     """Return a tenant's value for a key: a ``Secret`` for encrypted keys, else a string.
 
-    A plain key that is not set returns its default. Raises UnknownKeyError,
+    ``tenant`` is a slug, or a ``Tenant`` or ``TenantRef`` whose id and slug
+    are used as they are. A plain key that is not set returns its default. Raises UnknownKeyError,
     TenantNotFoundError, KeyNotSetError, or DecryptionError when the stored
     value cannot be decrypted. Runs one query, after the refresh that an
     expired ``Tenant`` object does by itself when its id is read.
@@ -111,7 +113,7 @@ def resolve(tenant: Tenant | str, key_name: str, used_by: str | None = None) -> 
     only checked, not used.
     """
     key = get_key(key_name)
-    if isinstance(tenant, Tenant):
+    if not isinstance(tenant, str):
         slug = tenant.slug
         found = _BY_TENANT_ID.first({"tenant_id": tenant.id, "key_name": key_name})
     else:
@@ -144,7 +146,7 @@ def resolve(tenant: Tenant | str, key_name: str, used_by: str | None = None) -> 
 BulkValue = Secret | str | DecryptionError | KeyNotSetError | TenantNotFoundError
 
 
-def resolve_many(key_name: str, tenants: Iterable[Tenant | str] | None = None) -> Iterator[tuple[str, BulkValue]]:
+def resolve_many(key_name: str, tenants: Iterable[Tenant | TenantRef | str] | None = None) -> Iterator[tuple[str, BulkValue]]:
     """Resolve one key for many tenants, yielding ``(tenant slug, value)`` pairs as rows arrive.
 
     With ``tenants=None`` it yields every tenant that has a stored value for
@@ -194,9 +196,9 @@ def _resolve_all(key: ConfigKey, decryptor: BulkDecryptor | None) -> Iterator[tu
 
 
 def _resolve_named(
-    key: ConfigKey, decryptor: BulkDecryptor | None, tenants: Iterable[Tenant | str],
+    key: ConfigKey, decryptor: BulkDecryptor | None, tenants: Iterable[Tenant | TenantRef | str],
 ) -> Iterator[tuple[str, BulkValue]]:
-    for slugs in _batches((tenant.slug if isinstance(tenant, Tenant) else tenant for tenant in tenants), BULK_BATCH_SIZE):
+    for slugs in _batches((tenant if isinstance(tenant, str) else tenant.slug for tenant in tenants), BULK_BATCH_SIZE):
         result = session_connection().execute(_NAMED_TENANTS, {"key_name": key.name, "slugs": sorted(set(slugs))})
         rows = {row.slug: row for row in result}
         for slug in slugs:

@@ -8,6 +8,7 @@ from tenant_config.accounts import create_tenant, find_tenant
 from tenant_config.audit import Actor
 from tenant_config.crypto import DecryptionError
 from tenant_config.extensions import db
+from tenant_config.identity import TenantRef
 from tenant_config.models import ConfigValue, TenantDataKey
 from tenant_config.resolver import KeyNotSetError, TenantNotFoundError, UnknownKeyError, resolve, resolve_many
 from tenant_config.secret import Secret
@@ -40,6 +41,17 @@ def test_resolver_returns_each_tenants_own_value(configured):
     assert isinstance(acme, Secret)
     assert acme.reveal() == ACME_KEY
     assert globex.reveal() == GLOBEX_KEY
+
+
+def test_resolver_takes_tenant_ref(configured):
+    with configured.app_context():
+        acme = find_tenant("acme")
+        ref = TenantRef(acme.id, acme.slug, acme.name)
+        single = resolve(ref, "stripe.secret_key")
+        many = list(resolve_many("stripe.secret_key", [ref, "globex"]))
+
+    assert single.reveal() == ACME_KEY
+    assert [(slug, value.reveal()) for slug, value in many] == [("acme", ACME_KEY), ("globex", GLOBEX_KEY)]
 
 
 def test_resolver_returns_plain_values_and_defaults(configured):
