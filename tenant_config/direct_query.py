@@ -35,11 +35,15 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import methodcaller
 from typing import Any, NamedTuple, TypeAlias
 
 from sqlalchemy import Connection, Dialect, Select
 
 from .extensions import db
+
+_FETCH_ONE = methodcaller("fetchone")
+_FETCH_ALL = methodcaller("fetchall")
 
 # A row that ``DirectQuery.rows`` returns: a named tuple of the selected columns.
 NamedRow: TypeAlias = Any
@@ -100,17 +104,7 @@ class DirectQuery:
         if compiled.sql is None or _needs_core(connection):
             return [make(row) for row in connection.execute(self.statement, parameters)]
 
-        arguments = _arguments(compiled, parameters)
-        dbapi_connection = connection.connection
-        cursor = None
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute(compiled.sql, arguments)
-            fetched = cursor.fetchall()
-        except BaseException as error:
-            _handle_error(connection, error, compiled.sql, arguments, cursor)
-            raise
-        cursor.close()
+        fetched = _fetch(connection, compiled, parameters, _FETCH_ALL)
         return [make(row) for row in _processed(compiled, fetched)]
 
     def first(self, parameters: Mapping[str, Any]) -> Sequence[Any] | None:
@@ -120,17 +114,7 @@ class DirectQuery:
         if compiled.sql is None or _needs_core(connection):
             return connection.execute(self.statement, parameters).first()
 
-        arguments = _arguments(compiled, parameters)
-        dbapi_connection = connection.connection
-        cursor = None
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute(compiled.sql, arguments)
-            row = cursor.fetchone()
-        except BaseException as error:
-            _handle_error(connection, error, compiled.sql, arguments, cursor)
-            raise
-        cursor.close()
+        row = _fetch(connection, compiled, parameters, _FETCH_ONE)
         if row is None or compiled.processors is None:
             return row
         return _processed(compiled, [row])[0]
@@ -230,6 +214,21 @@ def _processed(compiled: _CompiledSql, rows: Sequence[Sequence[Any]]) -> Sequenc
         tuple(value if processor is None else processor(value) for processor, value in zip(processors, row))
         for row in rows
     ]
+
+
+def _fetch(connection: Connection, compiled: _CompiledSql, parameters: Mapping[str, Any], fetch: Callable[[Any], Any]) -> Any:
+    """Run the compiled SQL on a new cursor of the connection and return what ``fetch`` reads from it."""
+    arguments = _arguments(compiled, parameters)
+    cursor = None
+    try:
+        cursor = connection.connection.cursor()
+        cursor.execute(compiled.sql, arguments)
+        result = fetch(cursor)
+    except BaseException as error:
+        _handle_error(connection, error, compiled.sql, arguments, cursor)
+        raise
+    cursor.close()
+    return result
 
 
 def _arguments(compiled: _CompiledSql, parameters: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
