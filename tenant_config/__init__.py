@@ -66,6 +66,7 @@ def create_app(
 
 
 def _init_extensions(app: Flask) -> None:
+    from . import read_requests
     from .access import load_tenant_access
     from .crypto import DataKeyCache
     from .extensions import csrf, db, limiter, login_manager, migrate
@@ -81,7 +82,9 @@ def _init_extensions(app: Flask) -> None:
     # A session used from another address or browser is dropped, not just marked as not fresh.
     login_manager.session_protection = "strong"
 
-    # The tenant check runs before CSRF, so outsiders get 404 for every method.
+    # Reads take the session's connection first, in autocommit mode. The tenant check runs before CSRF,
+    # so outsiders get 404 for every method.
+    read_requests.register(app)
     app.before_request(load_tenant_access)
     csrf.init_app(app)
 

@@ -22,8 +22,8 @@ do more than send the SQL: when the driver is not one that the tests cover
 (pysqlite or psycopg), when a parameter needs type processing or expands
 into a list, when a column needs type processing on PostgreSQL, when the
 engine, connection or dialect has event listeners or logs SQL, when the
-connection has execution options, or when its transaction is no longer
-active. Core then raises the error that it raises for that state.
+connection has execution options other than ``isolation_level``, or when its
+transaction is no longer active. Core then raises the error that it raises for that state.
 
 NOTE: the listener and logging checks and the error handling use private
 members of SQLAlchemy's ``Connection`` (``_has_events``, ``_echo`` and
@@ -47,6 +47,9 @@ _FETCH_ALL = methodcaller("fetchall")
 
 # A row that ``DirectQuery.rows`` returns: a named tuple of the selected columns.
 NamedRow: TypeAlias = Any
+
+# Execution options that take effect when they are set on the connection, so that Connection.execute never reads them.
+_OPTIONS_APPLIED_WHEN_SET = frozenset({"isolation_level"})
 
 # (dialect name, driver) pairs whose DBAPI cursor the statements run on. The test suite runs on both.
 DIRECT_DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
@@ -243,7 +246,8 @@ def _needs_core(connection: Connection) -> bool:
     """Return True when ``Connection.execute`` would do more than send the SQL on this connection."""
     if connection._has_events or connection.engine._has_events or connection.dialect._has_events or connection._echo:
         return True
-    if connection.get_execution_options():
+    options = connection.get_execution_options()
+    if options and not options.keys() <= _OPTIONS_APPLIED_WHEN_SET:
         return True
     transaction = connection.get_transaction()
     nested = connection.get_nested_transaction()

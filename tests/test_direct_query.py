@@ -198,6 +198,31 @@ def test_sql_logging_shows_statements(app, world, caplog):
     assert "WHERE tenant.slug" in caplog.text
 
 
+def test_autocommit_connection_bypasses_core(app, world, monkeypatch):
+    with app.app_context():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        _forbid_core(monkeypatch)
+
+        assert DirectQuery(BY_SLUG).first({"slug": "acme"})[1] == "acme"
+
+
+def test_other_execution_option_runs_through_core(app, world, monkeypatch):
+    calls = []
+    execute = Connection.execute
+
+    def spy(self, statement, *args, **kwargs):
+        calls.append(statement)
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "execute", spy)
+    with app.app_context():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT", "logging_token": "probe"})
+        row = DirectQuery(BY_SLUG).first({"slug": "acme"})
+
+    assert row[1] == "acme"
+    assert len(calls) == 1
+
+
 def test_uncovered_driver_runs_through_core(app, world, monkeypatch):
     monkeypatch.setattr(direct_query, "DIRECT_DRIVERS", frozenset())
     calls = []

@@ -1,0 +1,87 @@
+"""GET and HEAD requests read in autocommit mode, outside any transaction, and may not write.
+
+In a transaction, a page's reads on PostgreSQL cost two round trips more
+than its SELECTs: psycopg sends BEGIN before the first one, and the pool
+sends ROLLBACK when the connection returns to it. A request that only reads
+needs neither. In autocommit mode each SELECT reads the data committed when
+it starts, which is Django's default mode (Django's documentation, "Database
+transactions"). The pages still read consistent rows,
+because each of their queries reads what belongs together (the values with
+their data keys, the user with the tenant), and every form carries the row
+versions that a save checks again in its own transaction.
+
+Flushing ORM changes, or running an INSERT, UPDATE or DELETE through the
+session, raises ``ReadOnlyRequestError`` in such a request, because each
+statement would commit at once. Writes belong in POST handlers.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from .extensions import db
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+# Set in the session's info for the length of a read request.
+_READ_ONLY = "tenant_config.read_only_request"
+
+
+class ReadOnlyRequestError(RuntimeError):
+    """Raised when a GET or HEAD request tries to write to the database."""
+
+
+def register(app: Flask) -> None:
+    """Read GET and HEAD requests in autocommit mode. Call it before registering other ``before_request`` hooks."""
+    app.before_request(begin_read_request)
+    app.teardown_request(end_read_request)
+    if not event.contains(db.session, "before_flush", _reject_flush):
+        event.listen(db.session, "before_flush", _reject_flush)
+        event.listen(db.session, "do_orm_execute", _reject_write_statement)
+
+
+def begin_read_request() -> None:
+    """Take the session's connection in autocommit mode for a GET or HEAD request.
+
+    A session that is already in a transaction keeps it. That happens only
+    when a caller, such as a test, runs the request inside an app context in
+    which it has used the session.
+    """
+    if request.method not in READ_METHODS or request.endpoint in (None, "static"):
+        return
+
+    session = db.session()
+    if session.in_transaction():
+        return
+
+    session.info[_READ_ONLY] = True
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def end_read_request(_error: BaseException | None) -> None:
+    """End the read, so that the connection goes back to the pool in its default isolation level."""
+    if not db.session.registry.has():
+        return
+
+    session = db.session()
+    if session.info.pop(_READ_ONLY, False):
+        # Each statement has already committed on its own, so this only releases the connection,
+        # which resets its isolation level.
+        session.rollback()
+
+
+def _reject_flush(session: Session, _flush_context, _instances) -> None:
+    if session.info.get(_READ_ONLY):
+        raise ReadOnlyRequestError(
+            "A GET or HEAD request tried to save ORM changes. Such requests read in autocommit mode,"
+            " so write in a POST handler."
+        )
+
+
+def _reject_write_statement(state: ORMExecuteState) -> None:
+    if state.session.info.get(_READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
+        raise ReadOnlyRequestError(
+            "A GET or HEAD request tried to run an INSERT, UPDATE or DELETE. Such requests read in autocommit mode,"
+            " so write in a POST handler."
+        )
