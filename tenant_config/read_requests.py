@@ -1,18 +1,25 @@
-"""GET and HEAD requests read in autocommit mode, outside any transaction, and may not write.
+"""GET and HEAD requests read outside any transaction, and may not write.
 
 In a transaction, a page's reads on PostgreSQL cost two round trips more
 than its SELECTs: psycopg sends BEGIN before the first one, and the pool
 sends ROLLBACK when the connection returns to it. A request that only reads
-needs neither. In autocommit mode each SELECT reads the data committed when
-it starts, which is Django's default mode (Django's documentation, "Database
-transactions"). The pages still read consistent rows,
-because each of their queries reads what belongs together (the values with
-their data keys, the user with the tenant), and every form carries the row
-versions that a save checks again in its own transaction.
+needs neither, so on PostgreSQL it takes the session's connection in
+autocommit mode. Each SELECT then reads the data committed when it starts,
+which is Django's default mode (Django's documentation, "Database
+transactions"). The pages still read consistent rows, because each of their
+queries reads what belongs together: the values with their data keys, the
+user with the tenant. Every form carries the row versions that a save checks
+again in its own transaction.
+
+On SQLite the connection keeps its isolation level. Python's sqlite3 module
+opens a transaction only before an INSERT, UPDATE, DELETE or REPLACE, so its
+reads already run outside one, and switching to autocommit and back would
+cost SQLAlchemy's PRAGMA statement on every return to the pool.
 
 Flushing ORM changes, or running an INSERT, UPDATE or DELETE through the
-session, raises ``ReadOnlyRequestError`` in such a request, because each
-statement would commit at once. Writes belong in POST handlers.
+session, raises ``ReadOnlyRequestError`` in such a request on every database.
+In autocommit mode each statement would commit at once. Writes belong in
+POST handlers.
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from .extensions import db
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-# Set in the session's info for the length of a read request.
+# Dialects whose driver opens no transaction for a SELECT on its own.
+_READS_OUTSIDE_TRANSACTIONS = frozenset({"sqlite"})
+# The session's info key that marks a read request. Its value is True, or "autocommit" when the connection was switched.
 _READ_ONLY = "tenant_config.read_only_request"
+_AUTOCOMMIT = "autocommit"
 
 
 class ReadOnlyRequestError(RuntimeError):
@@ -33,7 +43,7 @@ class ReadOnlyRequestError(RuntimeError):
 
 
 def register(app: Flask) -> None:
-    """Read GET and HEAD requests in autocommit mode. Call it before registering other ``before_request`` hooks."""
+    """Make GET and HEAD requests read-only. Call it before registering other ``before_request`` hooks."""
     app.before_request(begin_read_request)
     app.teardown_request(end_read_request)
     if not event.contains(db.session, "before_flush", _reject_flush):
@@ -42,7 +52,7 @@ def register(app: Flask) -> None:
 
 
 def begin_read_request() -> None:
-    """Take the session's connection in autocommit mode for a GET or HEAD request.
+    """Make the session of a GET or HEAD request read-only, with its connection in autocommit mode except on SQLite.
 
     A session that is already in a transaction keeps it. That happens only
     when a caller, such as a test, runs the request inside an app context in
@@ -55,7 +65,11 @@ def begin_read_request() -> None:
     if session.in_transaction():
         return
 
-    session.info[_READ_ONLY] = True
+    if db.engine.dialect.name in _READS_OUTSIDE_TRANSACTIONS:
+        session.info[_READ_ONLY] = True
+        return
+
+    session.info[_READ_ONLY] = _AUTOCOMMIT
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
@@ -65,7 +79,7 @@ def end_read_request(_error: BaseException | None) -> None:
         return
 
     session = db.session()
-    if session.info.pop(_READ_ONLY, False):
+    if session.info.pop(_READ_ONLY, None) == _AUTOCOMMIT:
         # Each statement has already committed on its own, so this only releases the connection,
         # which resets its isolation level.
         session.rollback()
@@ -74,7 +88,7 @@ def end_read_request(_error: BaseException | None) -> None:
 def _reject_flush(session: Session, _flush_context, _instances) -> None:
     if session.info.get(_READ_ONLY):
         raise ReadOnlyRequestError(
-            "A GET or HEAD request tried to save ORM changes. Such requests read in autocommit mode,"
+            "A GET or HEAD request tried to save ORM changes. Such requests must not write,"
             " so write in a POST handler."
         )
 
@@ -82,6 +96,6 @@ def _reject_flush(session: Session, _flush_context, _instances) -> None:
 def _reject_write_statement(state: ORMExecuteState) -> None:
     if state.session.info.get(_READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
         raise ReadOnlyRequestError(
-            "A GET or HEAD request tried to run an INSERT, UPDATE or DELETE. Such requests read in autocommit mode,"
+            "A GET or HEAD request tried to run an INSERT, UPDATE or DELETE. Such requests must not write,"
             " so write in a POST handler."
         )

@@ -1,3 +1,4 @@
+import psycopg
 import pytest
 from sqlalchemy import select, update
 
@@ -6,17 +7,23 @@ from tenant_config.models import Tenant
 from tenant_config.read_requests import ReadOnlyRequestError
 
 
-def _in_autocommit() -> bool:
-    """Return whether the session's DBAPI connection runs each statement in its own transaction."""
+def _in_transaction() -> bool:
+    """Return whether the session's DBAPI connection has a transaction open."""
     connection = db.session.connection()
     dbapi_connection = connection.connection.dbapi_connection
     if connection.dialect.name == "sqlite":
-        return dbapi_connection.isolation_level is None
-    return dbapi_connection.autocommit
+        return dbapi_connection.in_transaction
+    return dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
 
-def _connection_mode() -> str:
-    return "autocommit" if _in_autocommit() else "transaction"
+def _transaction_after_read() -> str:
+    db.session.scalars(select(Tenant.slug)).all()
+    return "transaction" if _in_transaction() else "none"
+
+
+def _transaction_after_write() -> str:
+    _add_tenant()
+    return "transaction" if _in_transaction() else "none"
 
 
 def _add_tenant() -> str:
@@ -37,12 +44,13 @@ def _add_tenant_then_fail() -> str:
 
 @pytest.fixture
 def routes(app, world):
-    """Views that report the connection's mode or write, registered on the test app only."""
-    app.add_url_rule("/probe/mode", "probe_mode", _connection_mode, methods=["GET", "POST"])
+    """Views that report whether a transaction is open, or that write, registered on the test app only."""
+    app.add_url_rule("/probe/read", "probe_read", _transaction_after_read, methods=["GET", "POST"])
+    app.add_url_rule("/probe/write", "probe_write", _transaction_after_write, methods=["POST"])
     app.add_url_rule("/probe/add", "probe_add", _add_tenant, methods=["GET", "POST"])
     app.add_url_rule("/probe/rename", "probe_rename", _rename_acme, methods=["GET"])
     app.add_url_rule("/probe/add-then-fail", "probe_add_then_fail", _add_tenant_then_fail, methods=["POST"])
-    for endpoint in ("probe_mode", "probe_add", "probe_add_then_fail"):
+    for endpoint in ("probe_read", "probe_write", "probe_add", "probe_add_then_fail"):
         csrf.exempt(app.view_functions[endpoint])
     return app.test_client()
 
@@ -54,19 +62,23 @@ def _tenant_names(app) -> dict[str, str]:
         return names
 
 
-def test_get_reads_in_autocommit(routes):
-    assert routes.get("/probe/mode").text == "autocommit"
-    assert routes.head("/probe/mode").status_code == 200
+def test_get_reads_outside_transaction(routes):
+    assert routes.get("/probe/read").text == "none"
+    assert routes.head("/probe/read").status_code == 200
 
 
-def test_post_runs_in_transaction(routes):
-    assert routes.post("/probe/mode").text == "transaction"
+def test_post_opens_transaction(routes, database):
+    expected = "none" if database.backend == "sqlite" else "transaction"
+
+    # Python's sqlite3 module opens a transaction at the first write, PostgreSQL's driver at the first statement.
+    assert routes.post("/probe/read").text == expected
+    assert routes.post("/probe/write").text == "transaction"
 
 
 def test_post_after_get_gets_transaction_back(app, routes):
-    routes.get("/probe/mode")
+    routes.get("/probe/read")
 
-    assert routes.post("/probe/mode").text == "transaction"
+    assert routes.post("/probe/write").text == "transaction"
     with pytest.raises(ValueError):
         routes.post("/probe/add-then-fail")
     assert "initech" not in _tenant_names(app)
@@ -97,15 +109,24 @@ def test_get_keeps_caller_transaction(app, routes):
         db.session.add(Tenant(slug="initech", name="Initech"))
         db.session.flush()
 
-        assert routes.get("/probe/mode").text == "transaction"
+        assert routes.get("/probe/read").text == "transaction"
         assert db.session.scalars(select(Tenant.name).where(Tenant.slug == "initech")).one() == "Initech"
         db.session.rollback()
 
 
-def test_settings_page_reads_in_autocommit(app, browser, world):
+def test_settings_page_reads_outside_transaction(app, browser, world, database):
     seen = []
-    app.after_request(lambda response: seen.append(_in_autocommit()) or response)
+
+    def record(response):
+        connection = db.session.connection()
+        seen.append((_in_transaction(), connection.get_execution_options().get("isolation_level")))
+        return response
+
+    app.after_request(record)
     browser.login(world.acme_admin)
 
     assert browser.client.get("/t/acme/settings").status_code == 200
-    assert seen[-1] is True
+    in_transaction, isolation_level = seen[-1]
+    assert in_transaction is False
+    # SQLite's connection keeps its isolation level, because its reads never open a transaction.
+    assert isolation_level == (None if database.backend == "sqlite" else "AUTOCOMMIT")
