@@ -41,6 +41,7 @@ from typing import Any, NamedTuple, TypeAlias
 from sqlalchemy import Connection, Dialect, Select
 
 from .extensions import db
+from .read_requests import connect_for_read
 
 _FETCH_ONE = methodcaller("fetchone")
 _FETCH_ALL = methodcaller("fetchall")
@@ -78,6 +79,7 @@ def session_connection() -> Connection:
     session = db.session()
     if session.autoflush:
         session.flush()
+    connect_for_read(session)
     return session.connection()
 
 
@@ -127,15 +129,19 @@ class DirectQuery:
 
         The statement runs when iteration starts. On a dialect with
         server-side cursors (PostgreSQL) it runs through Core with
-        ``yield_per``, which streams from such a cursor.
+        ``yield_per``, which streams from such a cursor. A connection in
+        autocommit mode cannot keep such a cursor open, so there every row is
+        fetched when the statement runs.
         """
         connection = session_connection()
         compiled = self._compiled_for(connection.dialect)
-        if compiled.sql is None or connection.dialect.supports_server_side_cursors or _needs_core(connection):
-            result = connection.execute(self.statement.execution_options(yield_per=rows_per_fetch), parameters)
+        server_side = connection.dialect.supports_server_side_cursors and not _in_autocommit(connection)
+        if compiled.sql is None or server_side or _needs_core(connection):
+            statement = self.statement.execution_options(yield_per=rows_per_fetch) if server_side else self.statement
+            result = connection.execute(statement, parameters)
             # Closing the result also closes a server-side cursor that a consumer left before the end.
             with result:
-                yield from result.partitions()
+                yield from result.partitions(rows_per_fetch)
             return
 
         arguments = _arguments(compiled, parameters)
@@ -240,6 +246,10 @@ def _arguments(compiled: _CompiledSql, parameters: Mapping[str, Any]) -> Sequenc
     if compiled.positions is None:
         return parameters
     return [parameters[name] for name in compiled.positions]
+
+
+def _in_autocommit(connection: Connection) -> bool:
+    return connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 
 def _needs_core(connection: Connection) -> bool:

@@ -3,29 +3,38 @@
 In a transaction, a page's reads on PostgreSQL cost two round trips more
 than its SELECTs: psycopg sends BEGIN before the first one, and the pool
 sends ROLLBACK when the connection returns to it. A request that only reads
-needs neither, so on PostgreSQL it takes the session's connection in
-autocommit mode. Each SELECT then reads the data committed when it starts,
-which is Django's default mode (Django's documentation, "Database
-transactions"). The pages still read consistent rows, because each of their
-queries reads what belongs together: the values with their data keys, the
-user with the tenant. Every form carries the row versions that a save checks
-again in its own transaction.
+needs neither, so on PostgreSQL its first statement takes the session's
+connection in autocommit mode. A request that reads nothing takes no
+connection. Each SELECT then reads the data committed when it starts, which
+is Django's default mode (Django's documentation, "Database transactions").
+The pages still read consistent rows, because each of their queries reads
+what belongs together: the values with their data keys, the user with the
+tenant. Every form carries the row versions that a save checks again in its
+own transaction.
 
 On SQLite the connection keeps its isolation level. Python's sqlite3 module
 opens a transaction only before an INSERT, UPDATE, DELETE or REPLACE, so its
 reads already run outside one, and switching to autocommit and back would
 cost SQLAlchemy's PRAGMA statement on every return to the pool.
 
-Flushing ORM changes, or running an INSERT, UPDATE or DELETE through the
-session, raises ``ReadOnlyRequestError`` in such a request on every database.
-In autocommit mode each statement would commit at once. Writes belong in
-POST handlers.
+On every database, the session of such a request raises
+``ReadOnlyRequestError`` when it flushes ORM changes, or when it executes an
+ORM INSERT, UPDATE or DELETE or a textual statement that does not start with
+SELECT. In autocommit mode each statement would commit at once, so writes
+belong in POST handlers.
+
+NOTE: statements sent past the session's ``execute``, such as
+``session.connection().execute(...)``, ``exec_driver_sql`` and the
+``bulk_*_mappings`` methods, are not checked: a Core event that saw them
+would send every ``DirectQuery`` back through ``Connection.execute``. The
+body of a streamed response runs after the request's teardown, in an
+ordinary transaction that is rolled back when the session is removed.
 """
 
 from __future__ import annotations
 
 from flask import Flask, request
-from sqlalchemy import event
+from sqlalchemy import TextClause, event
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .extensions import db
@@ -48,11 +57,11 @@ def register(app: Flask) -> None:
     app.teardown_request(end_read_request)
     if not event.contains(db.session, "before_flush", _reject_flush):
         event.listen(db.session, "before_flush", _reject_flush)
-        event.listen(db.session, "do_orm_execute", _reject_write_statement)
+        event.listen(db.session, "do_orm_execute", _check_read_statement)
 
 
 def begin_read_request() -> None:
-    """Make the session of a GET or HEAD request read-only, with its connection in autocommit mode except on SQLite.
+    """Make the session of a GET or HEAD request read-only. Its connection is taken when a statement first needs it.
 
     A session that is already in a transaction keeps it. That happens only
     when a caller, such as a test, runs the request inside an app context in
@@ -62,11 +71,16 @@ def begin_read_request() -> None:
         return
 
     session = db.session()
-    if session.in_transaction():
+    if not session.in_transaction():
+        session.info[_READ_ONLY] = True
+
+
+def connect_for_read(session: Session) -> None:
+    """Take the connection of a read request's session in autocommit mode, unless it has one or the database is SQLite."""
+    if session.info.get(_READ_ONLY) is not True or session.in_transaction():
         return
 
-    if db.engine.dialect.name in _READS_OUTSIDE_TRANSACTIONS:
-        session.info[_READ_ONLY] = True
+    if session.get_bind().dialect.name in _READS_OUTSIDE_TRANSACTIONS:
         return
 
     session.info[_READ_ONLY] = _AUTOCOMMIT
@@ -93,9 +107,18 @@ def _reject_flush(session: Session, _flush_context, _instances) -> None:
         )
 
 
-def _reject_write_statement(state: ORMExecuteState) -> None:
-    if state.session.info.get(_READ_ONLY) and (state.is_insert or state.is_update or state.is_delete):
+def _check_read_statement(state: ORMExecuteState) -> None:
+    """Reject a write in a read request, and connect for the read before the session takes a connection."""
+    session = state.session
+    if not session.info.get(_READ_ONLY):
+        return
+
+    statement = state.statement
+    writes_text = isinstance(statement, TextClause) and not statement.text.lstrip().upper().startswith("SELECT")
+    if state.is_insert or state.is_update or state.is_delete or writes_text:
         raise ReadOnlyRequestError(
-            "A GET or HEAD request tried to run an INSERT, UPDATE or DELETE. Such requests must not write,"
-            " so write in a POST handler."
+            "A GET or HEAD request tried to run an INSERT, UPDATE, DELETE or other statement that is not a SELECT."
+            " Such requests must not write, so write in a POST handler."
         )
+
+    connect_for_read(session)

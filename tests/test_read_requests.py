@@ -1,10 +1,14 @@
 import psycopg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, text, update
 
+from tenant_config import values
+from tenant_config.accounts import find_tenant
+from tenant_config.audit import Actor
 from tenant_config.extensions import csrf, db
 from tenant_config.models import Tenant
 from tenant_config.read_requests import ReadOnlyRequestError
+from tenant_config.resolver import resolve_many
 
 
 def _in_transaction() -> bool:
@@ -37,6 +41,20 @@ def _rename_acme() -> str:
     return "renamed"
 
 
+def _rename_acme_in_sql() -> str:
+    db.session.execute(text("UPDATE tenant SET name = 'Renamed' WHERE slug = 'acme'"))
+    return "renamed"
+
+
+def _read_then_fail() -> str:
+    db.session.scalars(select(Tenant.slug)).all()
+    raise ValueError("failed after a read")
+
+
+def _stripe_key_tenants() -> str:
+    return ",".join(sorted(slug for slug, _value in resolve_many("stripe.secret_key")))
+
+
 def _add_tenant_then_fail() -> str:
     _add_tenant()
     raise ValueError("failed after the INSERT")
@@ -49,6 +67,9 @@ def routes(app, world):
     app.add_url_rule("/probe/write", "probe_write", _transaction_after_write, methods=["POST"])
     app.add_url_rule("/probe/add", "probe_add", _add_tenant, methods=["GET", "POST"])
     app.add_url_rule("/probe/rename", "probe_rename", _rename_acme, methods=["GET"])
+    app.add_url_rule("/probe/rename-in-sql", "probe_rename_in_sql", _rename_acme_in_sql, methods=["GET"])
+    app.add_url_rule("/probe/read-then-fail", "probe_read_then_fail", _read_then_fail, methods=["GET"])
+    app.add_url_rule("/probe/stripe-key-tenants", "probe_stripe_key_tenants", _stripe_key_tenants, methods=["GET"])
     app.add_url_rule("/probe/add-then-fail", "probe_add_then_fail", _add_tenant_then_fail, methods=["POST"])
     for endpoint in ("probe_read", "probe_write", "probe_add", "probe_add_then_fail"):
         csrf.exempt(app.view_functions[endpoint])
@@ -92,10 +113,50 @@ def test_get_rejects_orm_flush(app, routes):
 
 
 def test_get_rejects_update_statement(app, routes):
-    with pytest.raises(ReadOnlyRequestError, match="INSERT, UPDATE or DELETE"):
+    with pytest.raises(ReadOnlyRequestError, match="INSERT, UPDATE, DELETE"):
         routes.get("/probe/rename")
 
     assert _tenant_names(app)["acme"] == "Acme"
+
+
+def test_get_rejects_textual_update(app, routes):
+    with pytest.raises(ReadOnlyRequestError, match="not a SELECT"):
+        routes.get("/probe/rename-in-sql")
+
+    assert _tenant_names(app)["acme"] == "Acme"
+
+
+def test_failed_get_gives_transaction_back(app, routes):
+    with pytest.raises(ValueError):
+        routes.get("/probe/read-then-fail")
+
+    assert routes.post("/probe/write").text == "transaction"
+    with pytest.raises(ValueError):
+        routes.post("/probe/add-then-fail")
+    assert "initech" not in _tenant_names(app)
+
+
+def test_get_resolves_every_tenant(app, routes):
+    with app.app_context():
+        values.set_value(find_tenant("acme"), "stripe.secret_key", "sk_test_readRequest1234", Actor.cli())
+
+    # On PostgreSQL, resolve_many streams from a server-side cursor, which autocommit mode does not allow.
+    response = routes.get("/probe/stripe-key-tenants")
+
+    assert response.status_code == 200
+    assert response.text == "acme"
+
+
+def test_login_page_takes_no_connection(app):
+    checkouts = []
+    with app.app_context():
+        pool = db.engine.pool
+    event.listen(pool, "checkout", lambda *arguments: checkouts.append(arguments))
+
+    response = app.test_client().get("/login")
+
+    assert response.status_code == 200
+    assert checkouts == []
 
 
 def test_post_writes(app, routes):
