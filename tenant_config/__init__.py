@@ -82,7 +82,7 @@ def _init_extensions(app: Flask) -> None:
     # A session used from another address or browser is dropped, not just marked as not fresh.
     login_manager.session_protection = "strong"
 
-    # Reads take the session's connection first, in autocommit mode. The tenant check runs before CSRF,
+    # GET and HEAD requests are marked read-only before any other hook. The tenant check runs before CSRF,
     # so outsiders get 404 for every method.
     read_requests.register(app)
     app.before_request(load_tenant_access)

@@ -23,7 +23,8 @@ do more than send the SQL: when the driver is not one that the tests cover
 into a list, when a column needs type processing on PostgreSQL, when the
 engine, connection or dialect has event listeners or logs SQL, when the
 connection has execution options other than ``isolation_level``, or when its
-transaction is no longer active. Core then raises the error that it raises for that state.
+transaction is no longer active. Core then raises the error that it raises
+for that state.
 
 NOTE: the listener and logging checks and the error handling use private
 members of SQLAlchemy's ``Connection`` (``_has_events``, ``_echo`` and
