@@ -131,8 +131,8 @@ class DirectQuery:
         The statement runs when iteration starts. On a dialect with
         server-side cursors (PostgreSQL) it runs through Core with
         ``yield_per``, which streams from such a cursor. A connection in
-        autocommit mode cannot keep such a cursor open, so there every row is
-        fetched when the statement runs.
+        autocommit mode cannot keep such a cursor open, so on such a connection
+        every row is fetched when the statement runs.
         """
         connection = session_connection()
         compiled = self._compiled_for(connection.dialect)

@@ -42,7 +42,7 @@ from .extensions import db
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Dialects whose driver opens no transaction for a SELECT on its own.
 _READS_OUTSIDE_TRANSACTIONS = frozenset({"sqlite"})
-# The session's info key that marks a read request. Its value is True, or "autocommit" when the connection was switched.
+# The session's info key that marks a read request. Its value is True, or "autocommit" once the connection is in that mode.
 _READ_ONLY = "tenant_config.read_only_request"
 _AUTOCOMMIT = "autocommit"
 

@@ -28,6 +28,19 @@ def _forbid_core(monkeypatch):
     monkeypatch.setattr(Connection, "execute", execute)
 
 
+def _record_core_statements(monkeypatch) -> list:
+    """Return a list that collects every statement that runs through Connection.execute from now on."""
+    calls = []
+    execute = Connection.execute
+
+    def spy(self, statement, *args, **kwargs):
+        calls.append(statement)
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "execute", spy)
+    return calls
+
+
 def test_first_returns_same_row_as_core(app, world):
     with app.app_context():
         acme_id = db.session.scalars(select(Tenant.id).where(Tenant.slug == "acme")).one()
@@ -207,14 +220,7 @@ def test_autocommit_connection_bypasses_core(app, world, monkeypatch):
 
 
 def test_other_execution_option_runs_through_core(app, world, monkeypatch):
-    calls = []
-    execute = Connection.execute
-
-    def spy(self, statement, *args, **kwargs):
-        calls.append(statement)
-        return execute(self, statement, *args, **kwargs)
-
-    monkeypatch.setattr(Connection, "execute", spy)
+    calls = _record_core_statements(monkeypatch)
     with app.app_context():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT", "logging_token": "probe"})
         row = DirectQuery(BY_SLUG).first({"slug": "acme"})
@@ -225,14 +231,7 @@ def test_other_execution_option_runs_through_core(app, world, monkeypatch):
 
 def test_uncovered_driver_runs_through_core(app, world, monkeypatch):
     monkeypatch.setattr(direct_query, "DIRECT_DRIVERS", frozenset())
-    calls = []
-    execute = Connection.execute
-
-    def spy(self, statement, *args, **kwargs):
-        calls.append(statement)
-        return execute(self, statement, *args, **kwargs)
-
-    monkeypatch.setattr(Connection, "execute", spy)
+    calls = _record_core_statements(monkeypatch)
     with app.app_context():
         row = DirectQuery(BY_SLUG).first({"slug": "acme"})
         batches = [list(batch) for batch in DirectQuery(EVERY_SLUG).stream({}, 1)]

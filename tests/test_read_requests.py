@@ -83,6 +83,14 @@ def _tenant_names(app) -> dict[str, str]:
         return names
 
 
+def _check_post_is_atomic(app, routes) -> None:
+    """Check that a POST on the pooled connection opens a transaction, and that a failure rolls its INSERT back."""
+    assert routes.post("/probe/write").text == "transaction"
+    with pytest.raises(ValueError):
+        routes.post("/probe/add-then-fail")
+    assert "initech" not in _tenant_names(app)
+
+
 def test_get_reads_outside_transaction(routes):
     assert routes.get("/probe/read").text == "none"
     assert routes.head("/probe/read").status_code == 200
@@ -99,10 +107,7 @@ def test_post_opens_transaction(routes, database):
 def test_post_after_get_gets_transaction_back(app, routes):
     routes.get("/probe/read")
 
-    assert routes.post("/probe/write").text == "transaction"
-    with pytest.raises(ValueError):
-        routes.post("/probe/add-then-fail")
-    assert "initech" not in _tenant_names(app)
+    _check_post_is_atomic(app, routes)
 
 
 def test_get_rejects_orm_flush(app, routes):
@@ -130,10 +135,7 @@ def test_failed_get_gives_transaction_back(app, routes):
     with pytest.raises(ValueError):
         routes.get("/probe/read-then-fail")
 
-    assert routes.post("/probe/write").text == "transaction"
-    with pytest.raises(ValueError):
-        routes.post("/probe/add-then-fail")
-    assert "initech" not in _tenant_names(app)
+    _check_post_is_atomic(app, routes)
 
 
 def test_get_resolves_every_tenant(app, routes):
